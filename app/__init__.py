@@ -1,0 +1,1 @@
+"""Inbox API: the application package (settings, storage, auth, services and entry points)."""

@@ -1,0 +1,1 @@
+"""Local stand-ins for Google, Microsoft and their identity servers. They import nothing from the project."""

@@ -1,0 +1,1 @@
+"""The read side: the Strawberry GraphQL schema and its resolvers over the per-account cache."""
