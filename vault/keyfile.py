@@ -94,9 +94,9 @@ def _read_owner_only(path: Path) -> bytes:
         fd = os.open(path, os.O_RDONLY)
     except OSError as error:
         raise KeyRingError(f"cannot open key file {path}: {error.strerror}") from None
-    with os.fdopen(fd, "rb") as file:
+    try:
         # fstat the open descriptor: the file checked is the file read.
-        status = os.fstat(file.fileno())
+        status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
             raise KeyRingError(f"key file {path} is not a regular file")
         mode = stat.S_IMODE(status.st_mode)
@@ -105,7 +105,10 @@ def _read_owner_only(path: Path) -> bytes:
                 f"key file {path} has mode {mode:04o}, so users other than its owner may read "
                 f"or change it; refusing to use it. Fix with: chmod 600 {path}"
             )
-        data = file.read(_MAX_FILE_BYTES + 1)
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(_MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
     if len(data) > _MAX_FILE_BYTES:
         raise KeyRingError(f"key file {path} is larger than {_MAX_FILE_BYTES} bytes")
     return data
