@@ -140,4 +140,4 @@ def test_a_ring_cannot_be_pickled_or_changed() -> None:
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(ring)
     with pytest.raises(AttributeError, match="immutable"):
-        ring._primary_id = "k2"  # type: ignore[misc]
+        ring._primary_id = "k2"

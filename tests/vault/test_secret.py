@@ -79,7 +79,7 @@ def test_a_secret_cannot_be_hashed() -> None:
     with pytest.raises(TypeError):
         hash(Secret(VALUE))
     with pytest.raises(TypeError):
-        {Secret(VALUE)}  # noqa: B018 - building the set is the point
+        {Secret(VALUE)}
 
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
@@ -113,7 +113,7 @@ def test_a_secret_is_immutable_and_has_no_dict() -> None:
     secret = Secret(VALUE)
 
     with pytest.raises(AttributeError):
-        secret._value = b"other"  # type: ignore[misc]
+        secret._value = b"other"
     with pytest.raises(AttributeError):
         del secret._value
     with pytest.raises(TypeError):
