@@ -107,7 +107,9 @@ class KeyEncryptionKey:
 
 def generate_key(key_id: str | None = None) -> KeyEncryptionKey:
     """Return a new KEK of 32 random bytes, with ``key_id`` or a fresh random id."""
-    return KeyEncryptionKey(key_id or new_key_id(), secrets.token_bytes(KEY_BYTES))
+    return KeyEncryptionKey(
+        new_key_id() if key_id is None else key_id, secrets.token_bytes(KEY_BYTES)
+    )
 
 
 def derive_key(
@@ -125,4 +127,6 @@ def derive_key(
     """
     derivation = PassphraseDerivation(salt=generate_salt() if salt is None else salt, limits=limits)
     material = derive_key_material(passphrase, derivation)
-    return KeyEncryptionKey(key_id or new_key_id(), material, derivation=derivation)
+    return KeyEncryptionKey(
+        new_key_id() if key_id is None else key_id, material, derivation=derivation
+    )

@@ -99,3 +99,8 @@ def test_derive_key_without_a_salt_draws_a_fresh_one() -> None:
     assert second.derivation is not None
     assert first.derivation.salt != second.derivation.salt
     assert first.reveal_material() != second.reveal_material()
+
+
+def test_an_empty_key_id_is_refused_rather_than_replaced() -> None:
+    with pytest.raises(KeyRingError, match="invalid key id"):
+        generate_key("")
