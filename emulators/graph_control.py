@@ -145,7 +145,7 @@ def control_routes(emulator: MicrosoftEmulator) -> list[BaseRoute]:
                 sender=body.get("from", "Sender <sender@example.com>"),
                 to=body.get("to"),
                 cc=body.get("cc", ()),
-                text=body.get("text", ""),
+                text=body.get("text"),
                 html=body.get("html"),
                 message_id=body.get("internetMessageId"),
                 in_reply_to=body.get("inReplyTo"),

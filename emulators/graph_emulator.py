@@ -195,7 +195,7 @@ class MicrosoftEmulator:
         sender: str = "Sender <sender@example.com>",
         to: Iterable[str] | None = None,
         cc: Iterable[str] = (),
-        text: str | None = "",
+        text: str | None = None,
         html: str | None = None,
         attachments: Iterable[Attachment] = (),
         message_id: str | None = None,

@@ -62,15 +62,19 @@ def _body(message: MailMessage, options: RenderOptions) -> JSONObject:
             else f"<html><body><pre>{html.escape(text or '')}</pre></body></html>"
         )
         return {"contentType": "html", "content": content}
-    content = text if text is not None else _html_to_text(markup or "")
-    return {"contentType": "text", "content": content}
+    return {"contentType": "text", "content": _plain_text(message)}
+
+
+def _plain_text(message: MailMessage) -> str:
+    """The text part, or the HTML part stripped of tags when there is no real text part."""
+    text = message.content.text_body or ""
+    if text.strip() or message.content.html_body is None:
+        return text
+    return _html_to_text(message.content.html_body)
 
 
 def _preview(message: MailMessage) -> str:
-    text = message.content.text_body
-    if text is None:
-        text = _html_to_text(message.content.html_body or "")
-    return _SPACE.sub(" ", text).strip()[:255]
+    return _SPACE.sub(" ", _plain_text(message)).strip()[:255]
 
 
 def change_key(message: MailMessage) -> str:
