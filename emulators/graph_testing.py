@@ -80,8 +80,11 @@ class ServedEmulator:
         """A fresh user with a mailbox, and an access token for the test app."""
         number = next(_user_numbers)
         user = self.emulator.add_user(f"user{number}@contoso.test", f"User {number}")
-        token = self.emulator.issue_access_token(user.oid, TEST_CLIENT_ID, scopes)
-        return EmulatedMailbox(user, token)
+        return EmulatedMailbox(user, self.token_for(user.oid, scopes))
+
+    def token_for(self, user_ref: str, scopes: Iterable[str] = DEFAULT_APP_SCOPES) -> str:
+        """A new access token for the test app (e.g. after the clock passed the old one's)."""
+        return self.emulator.issue_access_token(user_ref, TEST_CLIENT_ID, scopes)
 
     def graph_client(
         self, token: str | None, *, immutable_ids: bool = False, **options: Any

@@ -213,7 +213,7 @@ def test_tokens_expire_with_time(
 ) -> None:
     _, delta_link, _ = run_round(graph, "me/mailFolders/inbox/messages/delta")
     clock.advance(served.emulator.api.delta_tokens.lifetime + 1)
-    fresh = served.emulator.issue_access_token(mailbox.oid, "11111111-2222-3333-4444-555555555555")
+    fresh = served.token_for(mailbox.oid)
 
     answer = graph.get(delta_link, headers={"Authorization": f"Bearer {fresh}"})
 
