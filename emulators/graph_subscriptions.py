@@ -320,7 +320,10 @@ class SubscriptionHub:
                 status: int | None = None
                 error: str | None = None
                 try:
-                    status = client.post(url, json=body).status_code
+                    # No idle keep-alive: a receiver shutting down must not wait for us.
+                    status = client.post(
+                        url, json=body, headers={"Connection": "close"}
+                    ).status_code
                 except httpx.HTTPError as failure:
                     error = type(failure).__name__
                 with self._idle:
