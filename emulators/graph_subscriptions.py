@@ -91,8 +91,10 @@ class SubscriptionHub:
         tenant_id: str,
         verify: ssl.SSLContext | bool = True,
         require_https: bool = True,
+        validation_timeout: float = VALIDATION_TIMEOUT,
     ) -> None:
         self._store = store
+        self.validation_timeout = validation_timeout
         self._clock = clock
         self._tenant_id = tenant_id
         self._verify = verify
@@ -254,7 +256,7 @@ class SubscriptionHub:
                     url,
                     params={"validationToken": token},
                     headers={"Content-Type": "text/plain; charset=utf-8"},
-                    timeout=VALIDATION_TIMEOUT,
+                    timeout=self.validation_timeout,
                 )
         except httpx.HTTPError as error:
             raise GraphError(

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
+import ssl
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -110,3 +116,32 @@ def test_faults_stats_and_dead_tokens_over_http(
 def test_unknown_users_are_404(control: httpx.Client) -> None:
     answer = control.post("/_emulator/users/nobody@contoso.test/messages", json={"subject": "x"})
     assert answer.status_code == 404
+
+
+def test_the_emulator_runs_as_its_own_process(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulators.graph_emulator", "--tls-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        announced = json.loads(process.stdout.readline())
+        context = ssl.create_default_context(cafile=announced["ca_path"])
+        with httpx.Client(base_url=announced["base_url"], verify=context, trust_env=False) as http:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    user = http.post("/_emulator/users", json={"address": "far@contoso.test"})
+                    break
+                except httpx.ConnectError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+            config = http.get(f"/{announced['tenant_id']}/v2.0/.well-known/openid-configuration")
+        assert user.status_code == 200
+        assert config.json()["token_endpoint"].startswith(announced["base_url"])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,8 @@ clock = ManualClock()
 
 @dataclass
 class Receiver:
-    """A webhook endpoint: /hook echoes validation tokens, /wrong answers something else."""
+    """A webhook endpoint: /hook echoes validation tokens, /wrong answers something else, /slow
+    echoes after a second."""
 
     base_url: str = ""
     validations: list[str] = field(default_factory=list)
@@ -33,13 +35,16 @@ class Receiver:
             token = request.query_params.get("validationToken")
             if token is not None:
                 self.validations.append(token)
+                if request.url.path == "/slow":
+                    await asyncio.sleep(1)
+                    return PlainTextResponse(token)
                 answer = token if request.url.path == "/hook" else "not the token"
                 return PlainTextResponse(answer)
             self.posts.append(await request.json())
             return Response(status_code=202)
 
         return Starlette(
-            routes=[Route("/hook", hook, methods=["POST"]), Route("/wrong", hook, methods=["POST"])]
+            routes=[Route(p, hook, methods=["POST"]) for p in ("/hook", "/wrong", "/slow")]
         )
 
     def notifications(self, subscription_id: str) -> list[dict[str, Any]]:
@@ -146,6 +151,20 @@ def test_a_receiver_that_does_not_echo_the_token_fails_validation(
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "ValidationError"
     assert graph.get("subscriptions").json()["value"] == []
+
+
+def test_validation_must_answer_in_time(
+    served: ServedEmulator, receiver: Receiver, graph: httpx.Client
+) -> None:
+    hub = served.emulator.subscriptions
+    hub.validation_timeout = 0.3  # stands in for Graph's 10 s
+    try:
+        body = subscription_body(receiver, notificationUrl=f"{receiver.base_url}/slow")
+        answer = graph.post("subscriptions", json=body)
+    finally:
+        hub.validation_timeout = 10.0
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "ValidationError"
 
 
 @pytest.mark.parametrize(

@@ -292,3 +292,23 @@ def test_tokens_are_signed_by_the_published_key(
         padding.PKCS1v15(),
         hashes.SHA256(),
     )
+
+
+@pytest.mark.parametrize("tenant", ["organizations", "common", "emulator.onmicrosoft.com"])
+def test_other_authority_forms_work_with_msal(
+    served: ServedEmulator, session: requests.Session, user: DirectoryUser, tenant: str
+) -> None:
+    app = msal.ConfidentialClientApplication(
+        TEST_CLIENT_ID,
+        client_credential=TEST_CLIENT_SECRET,
+        authority=served.running.authority(tenant),
+        instance_discovery=False,
+        validate_authority=False,
+        http_client=session,
+    )
+    result = sign_in(app, session, user)
+    assert result["id_token_claims"]["tid"] == served.emulator.tenant_id
+    [account] = app.get_accounts()
+    refreshed = app.acquire_token_silent(SCOPES, account=account, force_refresh=True)
+    assert refreshed is not None
+    assert "access_token" in refreshed, refreshed
