@@ -29,6 +29,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulators.corpus import make_mailbox
 from emulators.gmail_api import gmail_routes
@@ -49,6 +50,15 @@ from emulators.google_identity import (
     GoogleIdentity,
     OAuthClient,
 )
+
+
+class _CurrentApp:
+    """Serves whatever app is current, so ``GoogleEmulator.reset`` needs no server restart."""
+
+    current: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.current(scope, receive, send)
 
 
 @dataclass(frozen=True)
@@ -75,17 +85,37 @@ class GoogleEmulator:
         access_token_lifetime: int = 3599,
         max_concurrent_requests: int | None = None,
     ) -> None:
-        self.identity = GoogleIdentity(clock=clock, access_token_lifetime=access_token_lifetime)
-        self.quota = QuotaMeter(clock, units_per_minute)
+        self._seed = seed
+        self._clock = clock
+        self._units_per_minute = units_per_minute
+        self._access_token_lifetime = access_token_lifetime
+        self._max_concurrent_requests = max_concurrent_requests
+        self.app = _CurrentApp()
+        """The ASGI app: identity, Gmail API, batch and ``/_emulator`` routes."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over with no clients, users, mail, faults or stats (same settings and clock).
+
+        A test suite can serve ``app`` once and reset between tests: ``app`` always serves the
+        current state. Re-read ``identity``, ``quota``, ``faults``, ``stats`` and ``gateway``
+        after a reset; references taken before it point at the old state.
+        """
+        clock = self._clock
+        self.identity = GoogleIdentity(
+            clock=clock, access_token_lifetime=self._access_token_lifetime
+        )
+        self.quota = QuotaMeter(clock, self._units_per_minute)
         self.faults = FaultInjector()
         self.stats = GmailStats()
-        self._store = GmailStore(seed=seed, clock=clock)
+        self._store = GmailStore(seed=self._seed, clock=clock)
         self.gateway = Gateway(self.identity, self._store, self.quota, self.faults, self.stats)
-        self.gateway.max_concurrent_requests = max_concurrent_requests
+        self.gateway.max_concurrent_requests = self._max_concurrent_requests
         gmail = gmail_routes(self.gateway, AttachmentIds())
         # Batch calls are dispatched in process to an app holding only the Gmail routes.
-        batch = batch_route(Starlette(routes=gmail), random.Random(seed), self.stats)
-        self.app = Starlette(routes=[*self.identity.routes(), *control_routes(self), batch, *gmail])
+        batch = batch_route(Starlette(routes=gmail), random.Random(self._seed), self.stats)
+        routes = [*self.identity.routes(), *control_routes(self), batch, *gmail]
+        self.app.current = Starlette(routes=routes)
 
     def register_client(
         self, client_id: str, client_secret: str, redirect_uris: Iterable[str]

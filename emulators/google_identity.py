@@ -84,12 +84,12 @@ class TokenSet:
 
 @dataclass
 class _Grant:
-    """One user's consent to one client: its refresh tokens and whether it was revoked."""
+    """One user's consent to one client: its refresh tokens (with the scopes each was granted
+    for) and whether the user revoked it."""
 
     email: str
     client_id: str
-    scopes: frozenset[str]
-    refresh_tokens: set[str] = field(default_factory=set)
+    refresh_tokens: dict[str, frozenset[str]] = field(default_factory=dict)
     revoked: bool = False
 
 
@@ -340,13 +340,15 @@ class GoogleIdentity:
         )
 
     def _refresh_grant(self, client: OAuthClient, form: dict[str, str]) -> TokenSet:
-        grant = self._refresh.get(form.get("refresh_token", ""))
+        refresh_token = form.get("refresh_token", "")
+        grant = self._refresh.get(refresh_token)
         if grant is None or grant.revoked:
             raise OAuthError("invalid_grant", REVOKED)
         if grant.client_id != client.client_id:
             raise OAuthError("unauthorized_client", "Unauthorized")
-        scopes = frozenset(form.get("scope", "").split()) or grant.scopes
-        if not scopes <= grant.scopes:
+        granted = grant.refresh_tokens[refresh_token]
+        scopes = frozenset(form.get("scope", "").split()) or granted
+        if not scopes <= granted:
             raise OAuthError("invalid_scope", "Some requested scopes were invalid.")
         return self._token_set(grant, scopes, None)
 
@@ -356,16 +358,15 @@ class GoogleIdentity:
         grant = self._grants.get((email, client_id))
         first_consent = grant is None
         if grant is None:
-            grant = _Grant(email, client_id, scopes)
+            grant = _Grant(email, client_id)
             self._grants[(email, client_id)] = grant
-        grant.scopes |= scopes
         refresh_token = None
         # Google hands out a refresh token on the first consent only, unless forced again.
         if offline and (first_consent or force):
             refresh_token = "1//" + secrets.token_urlsafe(48)
-            grant.refresh_tokens.add(refresh_token)
+            grant.refresh_tokens[refresh_token] = scopes
             self._refresh[refresh_token] = grant
-        return self._token_set(grant, grant.scopes, refresh_token)
+        return self._token_set(grant, scopes, refresh_token)
 
     def _token_set(
         self, grant: _Grant, scopes: frozenset[str], refresh_token: str | None
