@@ -2,9 +2,9 @@
 
 1. ``Authorization: Bearer`` must name a live access token of the identity server -> else 401;
 2. ``userId`` must be ``me`` or the token's own address -> else 403 "Delegation denied";
-3. an armed fault for this method/user fires (delay, then maybe an error);
-4. the token's scopes must allow the method -> else 403 insufficientPermissions;
-5. concurrent calls per user above the configured cap -> 429 "Too many concurrent requests";
+3. the token's scopes must allow the method -> else 403 insufficientPermissions;
+4. concurrent calls per user above the configured cap -> 429 "Too many concurrent requests";
+5. an armed fault for this method/user fires (delay, then maybe an error);
 6. the quota is charged -> 403 userRateLimitExceeded when the minute's units are spent.
 
 Every call, failed or not, is counted in the stats with the units it cost.
@@ -112,14 +112,15 @@ class Gateway:
         try:
             caller = self._caller(request)
             user = caller.email
-            fault = self._faults.take(method, user)
-            if fault is not None:
-                await asyncio.sleep(fault.delay)
-                if fault.error is not None:
-                    raise fault.error
             if not allowed & caller.scopes:
                 raise GmailError.insufficient_scope()
             with self._concurrency_slot(user):
+                # A slow call holds its slot while it is slow, as on Google's side.
+                fault = self._faults.take(method, user)
+                if fault is not None:
+                    await asyncio.sleep(fault.delay)
+                    if fault.error is not None:
+                        raise fault.error
                 units = self._quota.charge(user, method)
                 response = await handler(request, caller)
         except GmailError as error:
