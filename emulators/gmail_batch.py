@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email import policy
@@ -39,6 +40,7 @@ MAX_CALLS_PER_BATCH = 100
 # Inner headers that describe the inner body and are therefore not inherited from outside.
 _OWN_HEADERS = frozenset({"content-type", "content-length", "content-transfer-encoding"})
 _RESPONSE_HEADERS = ("content-type", "retry-after", "www-authenticate")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,9 @@ def _parse_batch(content_type: str, body: bytes) -> list[_InnerRequest]:
 
 
 def _parse_http(content_id: str, data: bytes) -> _InnerRequest:
-    normalised = data.replace(b"\r\n", b"\n")
-    head, _, body = normalised.lstrip(b"\n").partition(b"\n\n")
-    lines = head.decode("utf-8", "replace").split("\n")
+    head, *rest = _HEAD_END.split(data.lstrip(b"\r\n"), maxsplit=1)
+    body = rest[0] if rest else b""
+    lines = head.decode("utf-8", "replace").splitlines()
     words = lines[0].split()
     if len(words) < 2:
         raise GmailError.invalid(f"Invalid inner request line in part {content_id}")
