@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import orjson
@@ -86,6 +86,7 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[Response]]
+Record = TypeVar("Record")
 
 
 def graph_response(body: JSONObject | None, status: int = 200, **headers: str) -> Response:
@@ -384,7 +385,8 @@ class GraphApi:
         folders = self.store.folders(call.user_id, parent)
         return self._paged(
             call,
-            [self._folder_json(call, f, select) for f in folders],
+            folders,
+            lambda folder: self._folder_json(call, folder, select),
             self._context_url(call, "mailFolders"),
         )
 
@@ -502,11 +504,19 @@ class GraphApi:
 
     # -- messages -----------------------------------------------------------------------------
 
-    def _paged(self, call: Call, items: list[JSONObject], context: str) -> Response:
+    def _paged(
+        self,
+        call: Call,
+        records: Sequence[Record],
+        render: Callable[[Record], JSONObject],
+        context: str,
+    ) -> Response:
+        """A `$top`/`$skip` page of ``records``; only the page is rendered."""
         top = _int_query(call, "$top", self.default_page_size, self.max_page_size)
         skip = _int_query(call, "$skip", 0, 1 << 31)
-        body: JSONObject = {"@odata.context": context, "value": items[skip : skip + top]}
-        if skip + top < len(items):
+        page = [render(record) for record in records[skip : skip + top]]
+        body: JSONObject = {"@odata.context": context, "value": page}
+        if skip + top < len(records):
             query = dict(call.request.query_params) | {"$top": str(top), "$skip": str(skip + top)}
             body["@odata.nextLink"] = str(
                 call.request.url.replace(query=urlencode(query, safe="$,"))
@@ -528,7 +538,8 @@ class GraphApi:
             messages.reverse()
         return self._paged(
             call,
-            [message_json(m, call.render, select) for m in messages],
+            messages,
+            lambda message: message_json(message, call.render, select),
             self._context_url(call, "messages"),
         )
 

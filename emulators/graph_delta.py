@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import hmac
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal
 
 from emulators.graph_errors import GraphError, sync_state_not_found
 from emulators.graph_json import RenderOptions, folder_json, message_json, removed_json
-from emulators.graph_store import GraphStore
+from emulators.graph_store import GraphStore, MailFolder
 from emulators.graph_types import Clock, JSONObject
 
 TokenKind = Literal["skip", "delta"]
@@ -63,7 +66,8 @@ class DeltaState:
 @dataclass(frozen=True)
 class DeltaEntry:
     key: tuple[int, int]
-    body: JSONObject
+    render: Callable[[], JSONObject]
+    """Rendering waits until the entry is on the page being served (rounds can be large)."""
 
 
 @dataclass(frozen=True)
@@ -164,15 +168,13 @@ def _state_from_json(raw: dict[str, Any]) -> DeltaState:
 
 def page_of(entries: list[DeltaEntry], state: DeltaState, issued_at: float) -> DeltaPage:
     """Cut the page that follows ``state.after`` and say where the client goes next."""
-    remaining = sorted(
-        (e for e in entries if state.after is None or e.key > state.after), key=lambda e: e.key
-    )
-    page = remaining[: state.options.page_size]
+    remaining = (e for e in entries if state.after is None or e.key > state.after)
+    page = heapq.nsmallest(state.options.page_size, remaining, key=lambda e: e.key)
     if len(page) == state.options.page_size:
         following = replace(state, kind="skip", after=page[-1].key, issued_at=issued_at)
     else:
         following = replace(state, kind="delta", since=state.upto, after=None, issued_at=issued_at)
-    return DeltaPage([e.body for e in page], following)
+    return DeltaPage([e.render() for e in page], following)
 
 
 def message_entries(
@@ -187,6 +189,8 @@ def message_entries(
     if options.change_type in (None, "created", "updated"):
         bound = _received_bound(options.received_filter)
         for message in present:
+            if state.after is not None and (0, message.ordinal) <= state.after:
+                continue  # served on an earlier page of this round
             is_new = state.since == 0 or message.entered_seq > state.since
             if options.change_type == "created" and not is_new:
                 continue
@@ -194,12 +198,15 @@ def message_entries(
                 continue
             if bound is not None and not _received_ok(message.received_at, bound):
                 continue
-            body = message_json(message, render, options.select)
-            entries.append(DeltaEntry((0, message.ordinal), body))
+            entries.append(
+                DeltaEntry(
+                    (0, message.ordinal), partial(message_json, message, render, options.select)
+                )
+            )
     if options.change_type in (None, "deleted"):
         for tombstone in removed:
             body = removed_json(tombstone.id_for(render.id_type), tombstone.reason)
-            entries.append(DeltaEntry((1, tombstone.seq), body))
+            entries.append(DeltaEntry((1, tombstone.seq), partial(dict, body)))
     return entries
 
 
@@ -208,14 +215,20 @@ def folder_entries(store: GraphStore, state: DeltaState) -> list[DeltaEntry]:
     entries = [
         DeltaEntry(
             (0, folder.ordinal),
-            folder_json(
-                folder, store.folder_counts(state.user_id, folder.id), state.options.select
-            ),
+            partial(_folder_body, store, state.user_id, folder, state.options.select),
         )
         for folder in present
     ]
-    entries += [DeltaEntry((1, t.seq), removed_json(t.folder_id, "deleted")) for t in removed]
+    entries += [
+        DeltaEntry((1, t.seq), partial(removed_json, t.folder_id, "deleted")) for t in removed
+    ]
     return entries
+
+
+def _folder_body(
+    store: GraphStore, user_id: str, folder: MailFolder, select: tuple[str, ...] | None
+) -> JSONObject:
+    return folder_json(folder, store.folder_counts(user_id, folder.id), select)
 
 
 def _received_bound(received_filter: tuple[str, str] | None) -> tuple[str, datetime] | None:

@@ -138,6 +138,12 @@ class _Mailbox:
     folder_tombstones: list[FolderTombstone] = field(default_factory=list)
     conversations: dict[str, str] = field(default_factory=dict)
     delta_generations: dict[str, int] = field(default_factory=dict)
+    by_folder: dict[str, set[str]] = field(default_factory=dict)
+    """folder id -> immutable ids of its messages (kept by `_put`/`_remove`)."""
+    unread: dict[str, int] = field(default_factory=dict)
+
+    def in_folder(self, folder_id: str) -> list[MailMessage]:
+        return [self.messages[i] for i in self.by_folder.get(folder_id, ())]
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -218,10 +224,11 @@ class GraphStore:
     def folder_counts(self, user_id: str, folder_id: str) -> FolderCounts:
         with self._lock:
             mailbox = self._mailbox(user_id)
-            in_folder = [m for m in mailbox.messages.values() if m.folder_id == folder_id]
             children = sum(1 for f in mailbox.folders.values() if f.parent_id == folder_id)
             return FolderCounts(
-                len(in_folder), sum(1 for m in in_folder if not m.is_read), children
+                len(mailbox.by_folder.get(folder_id, ())),
+                mailbox.unread.get(folder_id, 0),
+                children,
             )
 
     def create_folder(
@@ -271,7 +278,7 @@ class GraphStore:
                 if f.parent_id in doomed and f.id not in doomed
             }:
                 doomed |= grown
-            for message in [m for m in mailbox.messages.values() if m.folder_id in doomed]:
+            for message in [m for f in doomed for m in mailbox.in_folder(f)]:
                 changes.append(self._remove(mailbox, message, "deleted"))
             seq = mailbox.next_seq()
             for folder_id in doomed:
@@ -337,11 +344,12 @@ class GraphStore:
     def messages(self, user_id: str, folder_id: str | None = None) -> list[MailMessage]:
         """Messages of one folder (or all), newest first."""
         with self._lock:
-            found = [
-                m
-                for m in self._mailbox(user_id).messages.values()
-                if folder_id is None or m.folder_id == folder_id
-            ]
+            mailbox = self._mailbox(user_id)
+            found = (
+                list(mailbox.messages.values())
+                if folder_id is None
+                else mailbox.in_folder(folder_id)
+            )
         return sorted(found, key=lambda m: (m.received_at, m.ordinal), reverse=True)
 
     def update_message(
@@ -417,14 +425,14 @@ class GraphStore:
         """
         with self._lock:
             mailbox = self._mailbox(user_id)
-            in_folder = [m for m in mailbox.messages.values() if m.folder_id == folder_id]
+            in_folder = mailbox.in_folder(folder_id)
             tombstones = [
                 t
                 for t in mailbox.tombstones
                 if t.folder_id == folder_id and since < t.seq <= upto and since > 0
             ]
         present = [m for m in in_folder if since < m.changed_seq <= upto]
-        current_ids = {m.id_for(id_type) for m in in_folder}
+        current_ids = {m.id_for(id_type) for m in in_folder} if tombstones else set()
         removed: dict[str, Tombstone] = {}
         for tombstone in tombstones:
             if tombstone.id_for(id_type) not in current_ids:
@@ -492,8 +500,17 @@ class GraphStore:
         previous = mailbox.messages.get(message.immutable_id)
         if previous is not None:
             mailbox.rest_ids.pop(previous.rest_id, None)
+            self._unindex(mailbox, previous)
         mailbox.messages[message.immutable_id] = message
         mailbox.rest_ids[message.rest_id] = message.immutable_id
+        mailbox.by_folder.setdefault(message.folder_id, set()).add(message.immutable_id)
+        if not message.is_read:
+            mailbox.unread[message.folder_id] = mailbox.unread.get(message.folder_id, 0) + 1
+
+    def _unindex(self, mailbox: _Mailbox, message: MailMessage) -> None:
+        mailbox.by_folder.get(message.folder_id, set()).discard(message.immutable_id)
+        if not message.is_read:
+            mailbox.unread[message.folder_id] -= 1
 
     def _remove(self, mailbox: _Mailbox, message: MailMessage, reason: RemovalReason) -> MailChange:
         seq = mailbox.next_seq()
@@ -502,6 +519,7 @@ class GraphStore:
         )
         del mailbox.messages[message.immutable_id]
         mailbox.rest_ids.pop(message.rest_id, None)
+        self._unindex(mailbox, message)
         self._touch_folder(mailbox, message.folder_id)
         return MailChange(mailbox.user_id, "deleted", message.folder_id, message)
 

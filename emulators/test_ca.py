@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import trustme
-
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
@@ -36,6 +34,8 @@ class TlsFiles:
 
 def create_test_ca(directory: Path, hosts: Sequence[str] = LOOPBACK_NAMES) -> TlsFiles:
     """Create a CA and a server certificate for ``hosts``; write them as PEM into ``directory``."""
+    import trustme  # a dev dependency: importing TlsFiles must not need it
+
     directory.mkdir(parents=True, exist_ok=True)
     authority = trustme.CA(organization_name="Inbox API emulator test CA")
     server = authority.issue_cert(*hosts)
