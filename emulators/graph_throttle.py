@@ -63,6 +63,7 @@ class MailboxThrottle:
         request_budget: int = 10_000,
         budget_window: float = 600.0,
         concurrency_retry_after: int = 1,
+        log_limit: int = 100_000,
     ) -> None:
         self._clock = clock
         self._lock = threading.Lock()
@@ -76,7 +77,10 @@ class MailboxThrottle:
         self._blocked_until: dict[tuple[str, str], float] = {}
         self._arrivals: dict[tuple[str, str], deque[float]] = {}
         self._faults: list[_Fault] = []
-        self._log: list[RequestRecord] = []
+        self._log: deque[RequestRecord] = deque(maxlen=log_limit)
+        """The latest requests; the counters below cover every request since the last reset."""
+        self._early_count = 0
+        self._throttled_count = 0
 
     def inject_fault(
         self,
@@ -124,6 +128,8 @@ class MailboxThrottle:
                     )
             except GraphError as refusal:
                 record.status = refusal.status
+                self._early_count += record.early
+                self._throttled_count += refusal.status == 429
                 raise
             active = self._active.get(key, 0) + 1
             self._active[key] = active
@@ -141,14 +147,15 @@ class MailboxThrottle:
             return {
                 "maxConcurrent": dict(self._max_seen),
                 "requests": log,
-                "earlyRequests": sum(1 for r in self._log if r.early),
-                "throttled": sum(1 for r in self._log if r.status == 429),
+                "earlyRequests": self._early_count,
+                "throttled": self._throttled_count,
             }
 
     def reset_stats(self) -> None:
         with self._lock:
             self._log.clear()
             self._max_seen.clear()
+            self._early = self._throttled_count = 0
 
     def _take_fault(self, mailbox: str, key: tuple[str, str], now: float) -> None:
         for fault in self._faults:
