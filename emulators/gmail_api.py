@@ -32,6 +32,7 @@ from emulators.gmail_gateway import (
     Gateway,
 )
 from emulators.gmail_history import HistoryType
+from emulators.gmail_records import Page
 from emulators.gmail_render import (
     JSON,
     AttachmentIds,
@@ -46,7 +47,6 @@ from emulators.gmail_render import (
     short_message_json,
     thread_json,
 )
-from emulators.gmail_store import Page
 
 T = TypeVar("T")
 

@@ -37,8 +37,9 @@ from starlette.routing import Route
 
 from emulators.gmail_errors import GmailError
 from emulators.gmail_gateway import error_response
+from emulators.gmail_records import StoredMessage
 from emulators.gmail_render import b64url_decode, profile_json, short_message_json
-from emulators.gmail_store import Mailbox, StoredMessage
+from emulators.gmail_store import Mailbox
 
 if TYPE_CHECKING:
     from emulators.gmail_emulator import GoogleEmulator

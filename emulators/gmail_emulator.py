@@ -39,9 +39,10 @@ from emulators.gmail_control import control_routes
 from emulators.gmail_faults import FaultInjector
 from emulators.gmail_gateway import SCOPE_FULL, Gateway
 from emulators.gmail_quota import DEFAULT_UNITS_PER_MINUTE, QuotaMeter
+from emulators.gmail_records import StoredMessage
 from emulators.gmail_render import AttachmentIds
 from emulators.gmail_stats import GmailStats
-from emulators.gmail_store import GmailStore, Mailbox, StoredMessage
+from emulators.gmail_store import GmailStore, Mailbox
 from emulators.google_identity import (
     AUTH_PATH,
     REVOKE_PATH,

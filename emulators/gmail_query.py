@@ -13,13 +13,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from emulators.gmail_labels import Label
-    from emulators.gmail_store import StoredMessage
+from emulators.gmail_labels import Label
+from emulators.gmail_records import StoredMessage
 
-Predicate = Callable[["StoredMessage"], bool]
+Predicate = Callable[[StoredMessage], bool]
 
 _TERM = re.compile(r'(-?)(?:([a-z0-9]+):)?("[^"]*"|\S+)', re.I)
 _IS_LABEL = {"unread": "UNREAD", "starred": "STARRED", "important": "IMPORTANT"}

@@ -82,11 +82,6 @@ class QuotaMeter:
             charges.append((now, cost))
             return cost
 
-    def used(self, user: str) -> int:
-        """Units ``user`` spent in the current window."""
-        with self._lock:
-            return sum(units for _, units in self._window(user, self._clock()))
-
     def usage(self) -> dict[str, int]:
         """Units each user spent in the current window."""
         now = self._clock()

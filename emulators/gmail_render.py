@@ -17,7 +17,7 @@ from typing import Any
 from emulators.gmail_history import HistoryRecord, HistoryType, MessageRef
 from emulators.gmail_labels import Label
 from emulators.gmail_mime import MimePart
-from emulators.gmail_store import Draft, LabelCounts, Profile, StoredMessage
+from emulators.gmail_records import Draft, LabelCounts, Profile, StoredMessage
 
 JSON = dict[str, Any]
 

@@ -21,24 +21,33 @@ Gmail semantics kept here (see shared/PROVIDERS.md, G1-G6):
 
 from __future__ import annotations
 
-import base64
 import bisect
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Generic, TypeVar
 
 from emulators.gmail_clock import Clock
 from emulators.gmail_errors import GmailError
-from emulators.gmail_history import Change, HistoryLog, HistoryRecord, HistoryType, MessageRef
+from emulators.gmail_history import Change, HistoryLog, HistoryType, MessageRef
 from emulators.gmail_labels import Label, LabelRegistry
 from emulators.gmail_mime import ParsedMessage, parse_message
+from emulators.gmail_paging import Key, decode_token, encode_token, page
 from emulators.gmail_query import parse_query
+from emulators.gmail_records import (
+    Draft,
+    HistoryResult,
+    LabelCounts,
+    Page,
+    Profile,
+    StoredMessage,
+    ThreadSummary,
+    Watch,
+)
 
 DEFAULT_DELIVERY_LABELS: tuple[str, ...] = ("INBOX", "UNREAD", "CATEGORY_PERSONAL")
 WATCH_LIFETIME_MS = 7 * 24 * 3600 * 1000
@@ -47,82 +56,6 @@ MAX_BATCH_IDS = 1000
 _ID = re.compile(r"^[0-9a-f]{16}$")
 _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|antw|tr)\s*(\[\d+\])?\s*:\s*)+", re.I)
 _SPAM_TRASH = frozenset({"SPAM", "TRASH"})
-
-T = TypeVar("T")
-Key = tuple[int, str]
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    id: str
-    thread_id: str
-    label_ids: tuple[str, ...]
-    raw: bytes
-    internal_date: int
-    history_id: int
-    parsed: ParsedMessage
-
-    @property
-    def size_estimate(self) -> int:
-        return len(self.raw)
-
-    @property
-    def key(self) -> Key:
-        return (self.internal_date, self.id)
-
-    def ref(self) -> MessageRef:
-        return MessageRef(self.id, self.thread_id, self.label_ids)
-
-
-@dataclass(frozen=True)
-class Draft:
-    id: str
-    message: StoredMessage
-
-
-@dataclass(frozen=True)
-class ThreadSummary:
-    id: str
-    snippet: str
-    history_id: int
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_page_token: str | None
-    result_size_estimate: int
-
-
-@dataclass(frozen=True)
-class HistoryResult:
-    records: list[HistoryRecord]
-    next_page_token: str | None
-    history_id: int
-
-
-@dataclass(frozen=True)
-class Profile:
-    email_address: str
-    messages_total: int
-    threads_total: int
-    history_id: int
-
-
-@dataclass(frozen=True)
-class LabelCounts:
-    messages_total: int
-    messages_unread: int
-    threads_total: int
-    threads_unread: int
-
-
-@dataclass(frozen=True)
-class Watch:
-    topic_name: str
-    label_ids: tuple[str, ...]
-    history_id: int
-    expiration_ms: int
 
 
 class Mailbox:
@@ -259,7 +192,7 @@ class Mailbox:
         with self._lock:
             drafts = [Draft(d, self._messages[m]) for d, m in self._drafts.items()]
         drafts.sort(key=lambda d: d.message.key, reverse=True)
-        return _page(drafts, lambda d: d.message.key, page_token, max_results)
+        return page(drafts, lambda d: d.message.key, page_token, max_results)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -278,7 +211,7 @@ class Mailbox:
     ) -> Page[StoredMessage]:
         with self._lock:
             matching = list(self._matching(tuple(label_ids), include_spam_trash, query))
-        return _page(matching, lambda m: m.key, page_token, max_results)
+        return page(matching, lambda m: m.key, page_token, max_results)
 
     def list_threads(
         self,
@@ -294,9 +227,9 @@ class Mailbox:
             newest: dict[str, Key] = {}
             for message in self._matching(tuple(label_ids), include_spam_trash, query):
                 newest.setdefault(message.thread_id, message.key)
-            page = _page(list(newest.items()), lambda kv: kv[1], page_token, max_results)
-            threads = [self._summary(thread_id) for thread_id, _ in page.items]
-        return Page(threads, page.next_page_token, page.result_size_estimate)
+            listing = page(list(newest.items()), lambda kv: kv[1], page_token, max_results)
+            threads = [self._summary(thread_id) for thread_id, _ in listing.items]
+        return Page(threads, listing.next_page_token, listing.result_size_estimate)
 
     def thread(self, thread_id: str) -> list[StoredMessage]:
         """The thread's messages, oldest first."""
@@ -349,19 +282,19 @@ class Mailbox:
         max_results: int = 100,
     ) -> HistoryResult:
         """One page of ``history.list``."""
-        after = _decode_token(page_token) if page_token else str(start_history_id)
+        after = decode_token(page_token) if page_token else str(start_history_id)
         if not after.isdigit():
             raise GmailError.invalid("Invalid pageToken")
         with self._lock:
-            page = self._history.page(
+            found = self._history.page(
                 start_history_id,
                 int(after),
                 types=frozenset(history_types),
                 label_id=label_id,
                 max_results=max_results,
             )
-            next_token = None if page.next_after is None else _encode_token(str(page.next_after))
-            return HistoryResult(page.records, next_token, self._history.current_id)
+            next_token = None if found.next_after is None else encode_token(str(found.next_after))
+            return HistoryResult(found.records, next_token, self._history.current_id)
 
     def expire_history(self, before_history_id: int | None = None) -> None:
         """Forget history so that start ids below ``before_history_id`` (default: all) 404."""
@@ -546,34 +479,6 @@ class GmailStore:
                     key, random.Random(f"{self._seed}:{key}"), self._clock
                 )
             return self._mailboxes[key]
-
-
-def _encode_token(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except ValueError as exc:
-        raise GmailError.invalid("Invalid pageToken") from exc
-
-
-def _page(items: list[T], key: Callable[[T], Key], token: str | None, size: int) -> Page[T]:
-    """Items after the token's key (``items`` are newest first); the estimate counts them all."""
-    after: Key | None = None
-    if token:
-        date, _, last_id = _decode_token(token).partition(":")
-        if not date.isdigit() or not last_id:
-            raise GmailError.invalid("Invalid pageToken")
-        after = (int(date), last_id)
-    shown = [item for item in items if after is None or key(item) < after][: size + 1]
-    next_token = None
-    if len(shown) > size:
-        shown.pop()
-        date_ms, last = key(shown[-1])
-        next_token = _encode_token(f"{date_ms}:{last}")
-    return Page(shown, next_token, len(items))
 
 
 def _same_subject(first: str, second: str) -> bool:
