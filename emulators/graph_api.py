@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from emulators.graph_compose import IMPORTANCES, mime_from_graph_message
 from emulators.graph_delta import (
     DeltaEntry,
     DeltaOptions,
@@ -51,7 +52,7 @@ from emulators.graph_json import (
     message_json,
     parse_select,
 )
-from emulators.graph_mime import Attachment, Recipient, build_mime
+from emulators.graph_mime import Recipient
 from emulators.graph_store import FOLDERS_DELTA_SCOPE, GraphStore, MailFolder, MailMessage
 from emulators.graph_subscriptions import SubscriptionHub
 from emulators.graph_throttle import MailboxThrottle
@@ -63,7 +64,6 @@ WRITE = frozenset({"Mail.ReadWrite"})
 SEND = frozenset({"Mail.Send"})
 PROFILE = frozenset({"User.Read", "User.ReadWrite", "User.ReadBasic.All", "User.Read.All"})
 FLAG_STATUSES = ("notFlagged", "flagged", "complete")
-IMPORTANCES = ("low", "normal", "high")
 WWW_AUTHENTICATE = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize",'
     ' client_id="00000003-0000-0000-c000-000000000000"'
@@ -121,66 +121,6 @@ def _int_query(call: Call, name: str, default: int, maximum: int) -> int:
     if not raw.isdigit():
         raise GraphError(400, "BadRequest", f"Invalid value '{raw}' for query option {name}.")
     return min(int(raw), maximum)
-
-
-def _recipients(value: object, field: str) -> list[Recipient]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise invalid_request(f"'{field}' must be a collection of recipients.")
-    recipients = []
-    for item in value:
-        address = item.get("emailAddress", {}) if isinstance(item, dict) else {}
-        if not isinstance(address, dict) or "@" not in str(address.get("address", "")):
-            raise GraphError(400, "ErrorInvalidRecipients", "At least one recipient is not valid.")
-        recipients.append(Recipient(str(address.get("name", "")), str(address["address"])))
-    return recipients
-
-
-def _attachments(value: object) -> list[Attachment]:
-    attachments = []
-    for item in value if isinstance(value, list) else []:
-        if not isinstance(item, dict) or item.get("@odata.type") not in (
-            "#microsoft.graph.fileAttachment",
-            "microsoft.graph.fileAttachment",
-        ):
-            raise invalid_request("Only fileAttachment attachments are supported.")
-        try:
-            content = base64.b64decode(str(item.get("contentBytes", "")), validate=True)
-        except binascii.Error:
-            raise invalid_request("contentBytes is not valid base64.") from None
-        attachments.append(
-            Attachment(
-                name=str(item.get("name", "attachment")),
-                content_type=str(item.get("contentType") or "application/octet-stream"),
-                content=content,
-                is_inline=bool(item.get("isInline", False)),
-                content_id=item.get("contentId"),
-            )
-        )
-    return attachments
-
-
-def mime_from_graph_message(message: JSONObject, sender: Recipient) -> bytes:
-    """The RFC 822 form of a Graph message resource (sendMail, draft creation)."""
-    body = message.get("body") or {}
-    content = str(body.get("content", "")) if isinstance(body, dict) else ""
-    is_html = isinstance(body, dict) and str(body.get("contentType", "text")).lower() == "html"
-    importance = str(message.get("importance", "normal")).lower()
-    if importance not in IMPORTANCES:
-        raise invalid_request(f"Invalid importance '{importance}'.")
-    return build_mime(
-        subject=str(message.get("subject", "")),
-        sender=sender,
-        to=_recipients(message.get("toRecipients"), "toRecipients"),
-        cc=_recipients(message.get("ccRecipients"), "ccRecipients"),
-        bcc=_recipients(message.get("bccRecipients"), "bccRecipients"),
-        reply_to=_recipients(message.get("replyTo"), "replyTo"),
-        text=None if is_html else content,
-        html=content if is_html else None,
-        attachments=_attachments(message.get("attachments")),
-        importance=importance,
-    )
 
 
 class GraphApi:
