@@ -20,6 +20,8 @@ authentication (the emulator listens on loopback only). Errors come in Gmail's e
                                                     "user"?, "retryAfter"?}
     DELETE /_emulator/faults
     PUT    /_emulator/limits                       {"unitsPerMinute"?, "maxConcurrentRequests"?}
+    POST   /_emulator/push/subscriptions           {"topicName", "pushEndpoint"}
+    POST   /_emulator/push/drop                    {"count"?: 1} (lose the next notifications)
     GET    /_emulator/stats                        -> GoogleEmulator.snapshot()
     DELETE /_emulator/stats
 """
@@ -147,6 +149,12 @@ def control_routes(emulator: GoogleEmulator) -> list[Route]:
             "maxConcurrentRequests": emulator.gateway.max_concurrent_requests,
         }
 
+    async def push_subscription(request: Request, body: Body) -> Any:
+        emulator.push.subscribe(body["topicName"], body["pushEndpoint"])
+
+    async def drop_push(request: Request, body: Body) -> Any:
+        emulator.push.drop_next(int(body.get("count", 1)))
+
     async def stats(request: Request, body: Body) -> Any:
         return emulator.snapshot()
 
@@ -171,6 +179,8 @@ def control_routes(emulator: GoogleEmulator) -> list[Route]:
         route("/faults", "POST", inject_fault),
         route("/faults", "DELETE", clear_faults),
         route("/limits", "PUT", limits),
+        route("/push/subscriptions", "POST", push_subscription),
+        route("/push/drop", "POST", drop_push),
         route("/stats", "GET", stats),
         route("/stats", "DELETE", reset_stats),
     ]

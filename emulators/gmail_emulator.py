@@ -12,7 +12,8 @@ oauth2.googleapis.com and gmail.googleapis.com alike::
 
 Paths: ``/o/oauth2/auth``, ``/token``, ``/revoke``, ``/oauth2/v3/userinfo`` (identity),
 ``/gmail/v1/users/{userId}/...`` (Gmail API), ``/batch/gmail/v1`` (batch), ``/_emulator/...``
-(controls over HTTP for other processes, see ``emulators.gmail_control``).
+(controls over HTTP for other processes, see ``emulators.gmail_control``). Watch notifications
+go out as Pub/Sub push requests to the endpoint subscribed with ``push.subscribe(topic, url)``.
 
 Run it alone for a demo or a multi-process test: ``python -m emulators.gmail_emulator --help``.
 """
@@ -38,6 +39,7 @@ from emulators.gmail_clock import Clock
 from emulators.gmail_control import control_routes
 from emulators.gmail_faults import FaultInjector
 from emulators.gmail_gateway import SCOPE_FULL, Gateway
+from emulators.gmail_push import PushChannel
 from emulators.gmail_quota import DEFAULT_UNITS_PER_MINUTE, QuotaMeter
 from emulators.gmail_records import StoredMessage
 from emulators.gmail_render import AttachmentIds
@@ -85,31 +87,37 @@ class GoogleEmulator:
         units_per_minute: int = DEFAULT_UNITS_PER_MINUTE,
         access_token_lifetime: int = 3599,
         max_concurrent_requests: int | None = None,
+        push_min_interval: float = 1.0,
     ) -> None:
         self._seed = seed
+        self._push_min_interval = push_min_interval
         self._clock = clock
         self._units_per_minute = units_per_minute
         self._access_token_lifetime = access_token_lifetime
         self._max_concurrent_requests = max_concurrent_requests
+        self.push = PushChannel(min_interval=push_min_interval, seed=seed)
         self.app = _CurrentApp()
         """The ASGI app: identity, Gmail API, batch and ``/_emulator`` routes."""
         self.reset()
 
     def reset(self) -> None:
-        """Start over with no clients, users, mail, faults or stats (same settings and clock).
+        """Start over with no clients, users, mail, faults, push subscriptions or stats.
 
         A test suite can serve ``app`` once and reset between tests: ``app`` always serves the
-        current state. Re-read ``identity``, ``quota``, ``faults``, ``stats`` and ``gateway``
-        after a reset; references taken before it point at the old state.
+        current state. Re-read ``identity``, ``quota``, ``faults``, ``stats``, ``gateway`` and
+        ``push`` after a reset; references taken before it point at the old state. Settings and
+        clock stay as constructed.
         """
         clock = self._clock
+        self.push.close()  # its thread must not deliver the old state's notifications
+        self.push = PushChannel(min_interval=self._push_min_interval, seed=self._seed)
         self.identity = GoogleIdentity(
             clock=clock, access_token_lifetime=self._access_token_lifetime
         )
         self.quota = QuotaMeter(clock, self._units_per_minute)
         self.faults = FaultInjector()
         self.stats = GmailStats()
-        self._store = GmailStore(seed=self._seed, clock=clock)
+        self._store = GmailStore(seed=self._seed, clock=clock, notify=self.push.notify)
         self.gateway = Gateway(self.identity, self._store, self.quota, self.faults, self.stats)
         self.gateway.max_concurrent_requests = self._max_concurrent_requests
         gmail = gmail_routes(self.gateway, AttachmentIds())
@@ -142,6 +150,7 @@ class GoogleEmulator:
             **self.stats.snapshot(),
             "quota": {"unitsPerMinute": self.quota.units_per_minute, "used": self.quota.usage()},
             "faults_served": self.faults.served,
+            "push": dict(self.push.counts),
         }
 
     @staticmethod

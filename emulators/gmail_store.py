@@ -26,7 +26,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -57,14 +57,19 @@ _ID = re.compile(r"^[0-9a-f]{16}$")
 _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|antw|tr)\s*(\[\d+\])?\s*:\s*)+", re.I)
 _SPAM_TRASH = frozenset({"SPAM", "TRASH"})
 
+Notify = Callable[[str, str, int], None]
+
 
 class Mailbox:
     """One user's mailbox. Every public method is atomic under the mailbox lock."""
 
-    def __init__(self, email: str, rng: random.Random, clock: Clock) -> None:
+    def __init__(
+        self, email: str, rng: random.Random, clock: Clock, notify: Notify | None = None
+    ) -> None:
         self.email = email
         self._rng = rng
         self._clock = clock
+        self._notify = notify
         self._lock = threading.Lock()
         self._messages: dict[str, StoredMessage] = {}
         self._order: list[Key] = []  # ascending; listings walk it backwards
@@ -360,7 +365,7 @@ class Mailbox:
         thread_id = thread_id or message_id
         labels = tuple(dict.fromkeys(label_ids))
         ref = MessageRef(message_id, thread_id, labels)
-        history_id = self._history.append(ref, Change(HistoryType.MESSAGE_ADDED))
+        history_id = self._record(ref, Change(HistoryType.MESSAGE_ADDED))
         message = StoredMessage(
             message_id, thread_id, labels, raw, internal_date, history_id, parsed
         )
@@ -371,8 +376,19 @@ class Mailbox:
             self._by_rfc_id[parsed.message_id] = message_id
         return message
 
+    def _record(self, ref: MessageRef, *changes: Change) -> int:
+        """Append to the history and tell the push channel if a watch covers the change."""
+        history_id = self._history.append(ref, *changes)
+        watch = self._watch
+        if self._notify is None or watch is None or watch.expiration_ms <= self._now_ms():
+            return history_id
+        touched = set(ref.label_ids).union(*(change.label_ids for change in changes))
+        if not watch.label_ids or touched.intersection(watch.label_ids):
+            self._notify(self.email, watch.topic_name, history_id)
+        return history_id
+
     def _remove(self, message: StoredMessage) -> None:
-        self._history.append(message.ref(), Change(HistoryType.MESSAGE_DELETED))
+        self._record(message.ref(), Change(HistoryType.MESSAGE_DELETED))
         del self._messages[message.id]
         self._order.pop(bisect.bisect_left(self._order, message.key))
         siblings = self._threads[message.thread_id]
@@ -404,7 +420,7 @@ class Mailbox:
         changes = [Change(HistoryType.LABEL_ADDED, added)] if added else []
         changes += [Change(HistoryType.LABEL_REMOVED, removed)] if removed else []
         ref = MessageRef(message.id, message.thread_id, labels)
-        updated = replace(message, label_ids=labels, history_id=self._history.append(ref, *changes))
+        updated = replace(message, label_ids=labels, history_id=self._record(ref, *changes))
         self._messages[message.id] = updated
         return updated
 
@@ -462,11 +478,17 @@ class Mailbox:
 
 
 class GmailStore:
-    """All emulated mailboxes, created on first use and keyed by lower-cased address."""
+    """All emulated mailboxes, created on first use and keyed by lower-cased address.
 
-    def __init__(self, *, seed: int = 0, clock: Clock = time.time) -> None:
+    ``notify(email, topic_name, history_id)`` is called for each change a watch covers.
+    """
+
+    def __init__(
+        self, *, seed: int = 0, clock: Clock = time.time, notify: Notify | None = None
+    ) -> None:
         self._seed = seed
         self._clock = clock
+        self._notify = notify
         self._lock = threading.Lock()
         self._mailboxes: dict[str, Mailbox] = {}
 
@@ -475,9 +497,8 @@ class GmailStore:
         with self._lock:
             if key not in self._mailboxes:
                 # One generator per mailbox: ids stay reproducible whatever the other users do.
-                self._mailboxes[key] = Mailbox(
-                    key, random.Random(f"{self._seed}:{key}"), self._clock
-                )
+                rng = random.Random(f"{self._seed}:{key}")
+                self._mailboxes[key] = Mailbox(key, rng, self._clock, self._notify)
             return self._mailboxes[key]
 
 
