@@ -102,11 +102,8 @@ class Mailbox:
         """``messages.send``: store as SENT (and INBOX too when the user mails themself)."""
         with self._lock:
             raw, parsed = self._outgoing(raw)
-            if not parsed.recipients:
-                raise GmailError.invalid("Recipient address required")
-            labels = ("SENT", "INBOX", "UNREAD") if self.email in parsed.recipients else ("SENT",)
             thread = self._thread_for_send(thread_id, parsed)
-            return self._add(raw, parsed, labels, self._now_ms(), thread)
+            return self._add(raw, parsed, self._sent_labels(parsed), self._now_ms(), thread)
 
     # -- label changes and deletion -------------------------------------------------------
 
@@ -183,11 +180,10 @@ class Mailbox:
         with self._lock:
             draft = self._draft_message(draft_id)
             raw, parsed = self._outgoing(draft.raw)
-            if not parsed.recipients:
-                raise GmailError.invalid("Recipient address required")
             self._remove(draft)
-            labels = ("SENT", "INBOX", "UNREAD") if self.email in parsed.recipients else ("SENT",)
-            return self._add(raw, parsed, labels, self._now_ms(), draft.thread_id)
+            return self._add(
+                raw, parsed, self._sent_labels(parsed), self._now_ms(), draft.thread_id
+            )
 
     def get_draft(self, draft_id: str) -> Draft:
         with self._lock:
@@ -440,8 +436,11 @@ class Mailbox:
         return thread_id if found == thread_id else None
 
     def _outgoing(self, raw: bytes) -> tuple[bytes, ParsedMessage]:
-        """Add the From, Date and Message-ID headers Gmail fills in when a client omits them."""
+        """Check a message to send, adding the From, Date and Message-ID headers Gmail fills in
+        when a client leaves them out."""
         parsed = parse_message(raw)
+        if not parsed.recipients:
+            raise GmailError.invalid("Recipient address required")
         missing = b""
         if parsed.header("From") is None:
             missing += f"From: {self.email}\r\n".encode()
@@ -453,6 +452,10 @@ class Mailbox:
         if not missing:
             return raw, parsed
         return missing + raw, parse_message(missing + raw)
+
+    def _sent_labels(self, parsed: ParsedMessage) -> tuple[str, ...]:
+        # Mail the user sends to themself also arrives in their inbox.
+        return ("SENT", "INBOX", "UNREAD") if self.email in parsed.recipients else ("SENT",)
 
     def _matching(
         self, label_ids: tuple[str, ...], include_spam_trash: bool, query: str | None
