@@ -179,7 +179,8 @@ class GoogleIdentity:
     def issue_tokens(
         self, email: str, client_id: str, scopes: Iterable[str], *, offline: bool = True
     ) -> TokenSet:
-        """Tokens as a completed consent would give them, without the browser round trip."""
+        """Tokens as a consent with ``prompt=consent`` gives them, without the browser round trip:
+        with ``offline`` (the default) each call brings a new refresh token."""
         with self._lock:
             if email.lower() not in self._users or client_id not in self._clients:
                 raise KeyError(f"unknown user {email!r} or client {client_id!r}")
