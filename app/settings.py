@@ -1,0 +1,137 @@
+"""Typed settings, read from environment variables prefixed ``INBOX_API_``.
+
+This is the one place every setting is declared and documented (the README's configuration
+table is generated from it). Secret settings are ``SecretStr``: they never show in a repr, a log
+line or an error message. This module imports nothing else from the project but ``app.types``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "INBOX_API_"
+
+
+class Settings(BaseSettings):
+    """Every knob of Inbox API. Field descriptions are the operator documentation."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        Path("data"),
+        description="Folder for the embedded SQLite database and the generated vault key file.",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="postgres://user:pass@host:port/db for PostgreSQL; empty means the embedded "
+        "SQLite file in the data directory.",
+    )
+    host: str = Field("127.0.0.1", description="Address `inbox-api serve` binds to.")
+    port: int = Field(8000, description="Port `inbox-api serve` listens on.")
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL clients and OAuth providers reach this server at (callback URLs).",
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    embedded_worker: bool | None = Field(
+        None,
+        description="Run the sync worker inside `serve`. Default: on for SQLite, off for "
+        "PostgreSQL (run `inbox-api worker` processes instead).",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to open a WebSocket (JSON list). Empty: same origin only.",
+    )
+
+    vault_keys: SecretStr | None = Field(
+        None,
+        description="Key ring as `id:base64key[,id:base64key...]`; the first is primary. "
+        "Overrides the key file.",
+    )
+    vault_key_file: Path | None = Field(
+        None,
+        description="Key ring file (JSON, mode 0600). Default: <data_dir>/vault-keys.json, "
+        "created on first run of the embedded default.",
+    )
+    vault_passphrase: SecretStr | None = Field(
+        None,
+        description="Derive the primary key from this passphrase with Argon2id (salt in the key "
+        "file).",
+    )
+
+    max_query_depth: int = Field(12, description="Deepest selection nesting a query may have.")
+    max_aliases: int = Field(30, description="Most aliases one operation may use.")
+    max_tokens: int = Field(3000, description="Most lexical tokens one document may have.")
+    max_body_bytes: int = Field(256 * 1024, description="Largest HTTP request body accepted.")
+    default_page_size: int = Field(25, description="Page size when `first`/`last` is omitted.")
+    max_page_size: int = Field(100, description="Largest `first`/`last` accepted.")
+
+    usage_log_retention_days: int = Field(90, description="Days API usage rows are kept.")
+    termination_grace_days: int = Field(
+        7, description="Days between an owner's termination and the deletion of every row (<30)."
+    )
+    sync_interval_seconds: int = Field(60, description="Default poll interval of an account.")
+    worker_lease_seconds: int = Field(
+        120, description="How long a worker holds an account before others may take it over."
+    )
+
+    google_client_id: str | None = Field(None, description="OAuth client id of the Google app.")
+    google_client_secret: SecretStr | None = Field(
+        None, description="OAuth client secret of the Google app."
+    )
+    google_auth_uri: str = Field(
+        "https://accounts.google.com/o/oauth2/auth", description="Google authorization endpoint."
+    )
+    google_token_uri: str = Field(
+        "https://oauth2.googleapis.com/token", description="Google token endpoint."
+    )
+    google_revoke_uri: str = Field(
+        "https://oauth2.googleapis.com/revoke", description="Google revocation endpoint."
+    )
+    gmail_api_base: str = Field(
+        "https://gmail.googleapis.com", description="Base URL of the Gmail API."
+    )
+    microsoft_client_id: str | None = Field(None, description="Application id of the Entra app.")
+    microsoft_client_secret: SecretStr | None = Field(
+        None, description="Client secret of the Entra app."
+    )
+    microsoft_authority: str = Field(
+        "https://login.microsoftonline.com/common", description="Microsoft identity authority."
+    )
+    microsoft_ca_file: Path | None = Field(
+        None, description="Extra CA bundle for the identity platform (tests, private clouds)."
+    )
+    graph_api_base: str = Field(
+        "https://graph.microsoft.com", description="Base URL of Microsoft Graph."
+    )
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in use: the configured one or the embedded SQLite file."""
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return f"sqlite://{(self.data_dir / 'inbox-api.sqlite3').resolve()}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.effective_database_url.startswith(("postgres://", "postgresql://"))
+
+    @property
+    def runs_embedded_worker(self) -> bool:
+        if self.embedded_worker is not None:
+            return self.embedded_worker
+        return not self.is_postgres
+
+    @property
+    def effective_vault_key_file(self) -> Path:
+        return self.vault_key_file or self.data_dir / "vault-keys.json"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
