@@ -10,6 +10,8 @@ SHA-256 digest of a token. No column anywhere holds a secret in clear.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -47,8 +49,8 @@ class ApiToken(Model):
     name = fields.CharField(max_length=200)
     digest = fields.CharField(max_length=64, unique=True)
     display_prefix = fields.CharField(max_length=32)
-    actions = fields.JSONField(default=list)
-    account_ids = fields.JSONField(null=True, description="null: every account of the owner")
+    actions: Any = fields.JSONField(default=list)
+    account_ids: Any = fields.JSONField(null=True, description="null: every account of the owner")
     created_at = fields.DatetimeField(auto_now_add=True)
     expires_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
@@ -74,7 +76,7 @@ class Account(Model):
     cache_bodies = fields.BooleanField(default=True)
     fetch_uncached_bodies = fields.BooleanField(default=True)
     sync_interval_seconds = fields.IntField(null=True)
-    provider_settings = fields.JSONField(default=dict, description="non-secret: hosts, ports")
+    provider_settings: Any = fields.JSONField(default=dict, description="non-secret: hosts, ports")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -151,7 +153,7 @@ class Thread(Model):
     provider_id = fields.CharField(max_length=255)
     subject = fields.TextField(default="")
     snippet = fields.TextField(default="")
-    participants = fields.JSONField(default=list)
+    participants: Any = fields.JSONField(default=list)
     last_message_at = fields.DatetimeField(null=True)
     message_count = fields.IntField(default=0)
     unread_count = fields.IntField(default=0)
@@ -175,13 +177,13 @@ class Message(Model):
     provider_id = fields.CharField(max_length=255)
     message_id_header = fields.TextField(null=True)
     in_reply_to = fields.TextField(null=True)
-    references = fields.JSONField(default=list)
+    references: Any = fields.JSONField(default=list)
     subject = fields.TextField(default="")
-    from_addresses = fields.JSONField(default=list)
-    to_addresses = fields.JSONField(default=list)
-    cc_addresses = fields.JSONField(default=list)
-    bcc_addresses = fields.JSONField(default=list)
-    reply_to_addresses = fields.JSONField(default=list)
+    from_addresses: Any = fields.JSONField(default=list)
+    to_addresses: Any = fields.JSONField(default=list)
+    cc_addresses: Any = fields.JSONField(default=list)
+    bcc_addresses: Any = fields.JSONField(default=list)
+    reply_to_addresses: Any = fields.JSONField(default=list)
     date = fields.DatetimeField()
     snippet = fields.TextField(default="")
     size = fields.IntField(default=0)
@@ -189,7 +191,7 @@ class Message(Model):
     unread = fields.BooleanField(default=False)
     starred = fields.BooleanField(default=False)
     draft = fields.BooleanField(default=False)
-    label_ids = fields.JSONField(default=list, description="provider ids of folders/labels")
+    label_ids: Any = fields.JSONField(default=list, description="provider ids of folders/labels")
     parse_error = fields.CharField(max_length=200, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -227,7 +229,7 @@ class MessageBody(Model):
     )
     text_body = fields.TextField(null=True)
     html_body = fields.TextField(null=True)
-    headers = fields.JSONField(default=list)
+    headers: Any = fields.JSONField(default=list)
     raw_mime = fields.BinaryField(null=True)
 
     class Meta:
@@ -261,9 +263,11 @@ class ChangeLogEntry(Model):
         "models.Account", related_name="changes", on_delete=fields.CASCADE
     )
     kind = fields.CharEnumField(ChangeKind, max_length=32)
-    message_id = fields.BigIntField(null=True, description="cache id, no FK so deletions stay visible")
+    message_id = fields.BigIntField(
+        null=True, description="cache id, no FK so deletions stay visible"
+    )
     provider_id = fields.CharField(max_length=255, null=True)
-    detail = fields.JSONField(default=dict)
+    detail: Any = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -283,7 +287,7 @@ class UsageLogEntry(Model):
     operation_name = fields.CharField(max_length=200, null=True)
     operation_type = fields.CharField(max_length=16)
     status = fields.CharField(max_length=16)
-    error_codes = fields.JSONField(default=list)
+    error_codes: Any = fields.JSONField(default=list)
     duration_ms = fields.FloatField()
 
     class Meta:

@@ -76,10 +76,10 @@ class FolderRole(StrEnum):
 class CredentialKind(StrEnum):
     """What a stored credential is for; part of the vault's associated data."""
 
-    OAUTH_REFRESH_TOKEN = "oauth_refresh_token"
-    OAUTH_ACCESS_TOKEN = "oauth_access_token"
-    IMAP_PASSWORD = "imap_password"
-    SMTP_PASSWORD = "smtp_password"
+    OAUTH_REFRESH_TOKEN = "oauth_refresh_token"  # noqa: S105 (a kind name, not a secret)
+    OAUTH_ACCESS_TOKEN = "oauth_access_token"  # noqa: S105 (a kind name, not a secret)
+    IMAP_PASSWORD = "imap_password"  # noqa: S105 (a kind name, not a secret)
+    SMTP_PASSWORD = "smtp_password"  # noqa: S105 (a kind name, not a secret)
 
 
 class ChangeKind(StrEnum):
