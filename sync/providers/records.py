@@ -8,7 +8,7 @@ it describes (PROVIDERS.md M4: always upsert), so applying one twice is harmless
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from app.types import FolderRole
@@ -98,7 +98,9 @@ class FolderRecord:
 class ChangeBatch:
     """One unit of sync work: applied in one transaction together with ``cursor``.
 
-    ``cursor`` is what the engine stores once the batch is applied (None: keep the old one);
+    ``cursor`` is what the engine stores once the batch is applied (None: keep the old one).
+    During a full sync, ``next_page_token`` says where the next page starts (stored with the
+    batch, so a killed worker resumes there) and ``cursor`` is set on the last page only.
     ``complete`` says whether the provider has nothing more right now.
     """
 
@@ -107,5 +109,5 @@ class ChangeBatch:
     deletions: Sequence[str] = ()
     folders: Sequence[FolderRecord] | None = None
     cursor: str | None = None
+    next_page_token: str | None = None
     complete: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
