@@ -95,13 +95,29 @@ class FolderRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class FolderResync:
+    """Every message one folder holds now, after its change tracking restarted or it vanished.
+
+    Graph answers 410 for a dead per-folder delta link; the adapter restarts that folder alone
+    and cannot know which cached messages the fresh listing no longer has. Apply it after the
+    batch's upserts and deletions: a cached message still filed under ``folder_provider_id``
+    whose id is not in ``provider_ids`` is gone. A message that moved out of the folder arrives
+    as an upsert in the same batch, is filed elsewhere by then, and survives.
+    """
+
+    folder_provider_id: str
+    provider_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeBatch:
     """One unit of sync work: applied in one transaction together with ``cursor``.
 
     ``cursor`` is what the engine stores once the batch is applied (None: keep the old one).
     During a full sync, ``next_page_token`` says where the next page starts (stored with the
     batch, so a killed worker resumes there) and ``cursor`` is set on the last page only.
-    ``complete`` says whether the provider has nothing more right now.
+    ``complete`` says whether the provider has nothing more right now. ``folder_resyncs``
+    (Graph only so far) are applied last, after upserts and deletions.
     """
 
     upserts: Sequence[MessageRecord] = ()
@@ -111,3 +127,4 @@ class ChangeBatch:
     cursor: str | None = None
     next_page_token: str | None = None
     complete: bool = True
+    folder_resyncs: Sequence[FolderResync] = ()
