@@ -57,7 +57,8 @@ async def open_database(settings: Settings, *, apply_migrations: bool) -> None:
     """Connect Tortoise for this process, migrating first when asked."""
     if apply_migrations:
         await migrate(settings)
-    await Tortoise.init(config=tortoise_config(settings))
+    # Global fallback: request tasks are not children of the task that ran start-up.
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
 
 
 async def close_database() -> None:

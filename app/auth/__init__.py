@@ -1,0 +1,1 @@
+"""Authentication: raw API token -> principal (owner, token, actions, accounts)."""

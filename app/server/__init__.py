@@ -1,0 +1,88 @@
+"""The Starlette application: /graphql (HTTP + WebSocket), GraphiQL, health checks.
+
+Wiring only: the schema comes from ``resolvers``, the use cases from ``app.services``. The
+embedded default (SQLite) migrates its database on start-up; with PostgreSQL, operators run
+``inbox-api migrate`` first.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from app.auth.authenticator import TokenAuthenticator
+from app.db import close_database, database_reachable, open_database
+from app.events import InProcessBus
+from app.graphiql import GRAPHIQL_MOUNT_PATH, GRAPHIQL_STATIC_DIR
+from app.server.graphql_view import InboxGraphQL
+from app.server.http_errors import internal_error_handler
+from app.server.middleware import RequestGuard
+from app.services.usage_log import UsageLogWriter
+from app.settings import Settings
+from resolvers.context import Services
+from resolvers.schema import build_schema
+from resolvers.usage import UsageLogging
+
+logger = logging.getLogger("inbox_api.server")
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """The process is up."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """The process can serve: its database answers."""
+    if await database_reachable():
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "database unreachable"}, status_code=503)
+
+
+def create_app(settings: Settings) -> RequestGuard:
+    """Build the ASGI application for these settings."""
+    usage_writer = UsageLogWriter()
+    services = Services(
+        settings=settings,
+        authenticator=TokenAuthenticator(),
+        events=InProcessBus(),
+    )
+    schema = build_schema(settings, extra_extensions=[UsageLogging(usage_writer)])
+    graphql = InboxGraphQL(schema, services, allowed_origins=settings.allowed_origins)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await open_database(settings, apply_migrations=not settings.is_postgres)
+        usage_writer.start()
+        # Objects alive after start-up never need collecting: freezing them shortens the
+        # full collections that otherwise cause latency spikes.
+        gc.collect()
+        gc.freeze()
+        logger.info("Inbox API ready")
+        try:
+            yield
+        finally:
+            await usage_writer.stop()
+            await close_database()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Mount(GRAPHIQL_MOUNT_PATH, StaticFiles(directory=GRAPHIQL_STATIC_DIR)),
+        ],
+        lifespan=lifespan,
+        exception_handlers={Exception: internal_error_handler},
+    )
+    app.state.services = services
+    app.state.usage_writer = usage_writer
+    return RequestGuard(app, max_body_bytes=settings.max_body_bytes)

@@ -1,0 +1,89 @@
+"""Every GraphQL error leaves with a code; unexpected ones leave masked.
+
+Expected failures (``ServiceError`` and scope denials) keep their message and code. Parse,
+validation and limit errors get GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED or
+QUERY_TOO_COMPLEX. Anything else becomes "Internal server error" with code
+INTERNAL_SERVER_ERROR and an ``errorId``; the log gets that id, the exception's type and where
+it was raised, never its message (which could hold SQL or a secret) nor a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import traceback
+
+from graphql.error import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from app.services.errors import Forbidden, InvalidInput, ServiceError
+
+logger = logging.getLogger("inbox_api.errors")
+
+_LIMIT_MARKERS = (
+    "exceeds maximum operation depth",
+    "maximum number of aliases",
+    "number of tokens",
+    "token limit",
+    "page size",
+)
+
+
+def _code_location(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
+
+
+def classify(error: GraphQLError) -> GraphQLError:
+    """Return ``error`` with a code, or a masked copy of it."""
+    original = error.original_error
+    extensions = dict(error.extensions or {})
+    if isinstance(original, ServiceError):
+        extensions["code"] = original.code
+        if isinstance(original, Forbidden) and original.missing:
+            extensions["missingScope"] = original.missing
+        if isinstance(original, InvalidInput) and original.field:
+            extensions["field"] = original.field
+        return _with(error, str(original), extensions)
+    if original is None or isinstance(original, GraphQLError):
+        if "code" not in extensions:
+            message = error.message
+            if message.startswith("Syntax Error"):
+                extensions["code"] = "GRAPHQL_PARSE_FAILED"
+            elif any(marker in message.lower() for marker in _LIMIT_MARKERS):
+                extensions["code"] = "QUERY_TOO_COMPLEX"
+            else:
+                extensions["code"] = "GRAPHQL_VALIDATION_FAILED"
+        return _with(error, error.message, extensions)
+    error_id = secrets.token_hex(6)
+    logger.error(
+        "unexpected error %s: %s at %s",
+        error_id,
+        type(original).__name__,
+        _code_location(original),
+    )
+    return _with(
+        error, "Internal server error", {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
+    )
+
+
+def _with(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:
+    return GraphQLError(
+        message=message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
+    )
+
+
+class CodedErrors(MaskErrors):
+    """Strawberry's masking extension, classifying instead of masking everything."""
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return [classify(error) for error in errors]

@@ -1,0 +1,92 @@
+"""The root schema, assembled from the domain modules, with its limits and error handling.
+
+``schema.graphql`` at the top of the repository is this schema exported
+(``inbox-api schema``); a test fails when they differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from app.settings import Settings
+from app.types import Action
+from resolvers.accounts import AccountQueries
+from resolvers.context import Context
+from resolvers.errors import CodedErrors
+from resolvers.ids import encode_id
+from resolvers.owner import Owner, OwnerMutation, resolve_viewer
+from resolvers.permissions import requires
+
+
+@strawberry.type(description="What the calling token is allowed to do.")
+class CurrentToken:
+    scopes: list[Action]
+    account_ids: list[strawberry.ID] | None = strawberry.field(
+        description="Accounts the token may touch; null means all of the owner's accounts."
+    )
+
+
+@strawberry.type
+class Query(AccountQueries):
+    @strawberry.field(
+        extensions=requires(Action.OWNER), description="The owner of the calling token."
+    )
+    async def viewer(self, info: strawberry.Info[Context, None]) -> Owner:
+        return await resolve_viewer(info)
+
+    @strawberry.field(description="The calling token's own scopes (needs no scope).")
+    def current_token(self, info: strawberry.Info[Context, None]) -> CurrentToken:
+        principal = info.context.require_principal()
+        return CurrentToken(
+            scopes=sorted(principal.actions),
+            account_ids=None
+            if principal.account_ids is None
+            else [strawberry.ID(encode_id("Account", a)) for a in sorted(principal.account_ids)],
+        )
+
+
+@strawberry.type
+class Mutation(OwnerMutation):
+    pass
+
+
+class InboxSchema(strawberry.Schema):
+    """A Strawberry schema whose error logging never prints messages or stack traces."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Classification and the safe log line happen in CodedErrors.
+        return None
+
+
+def build_schema(settings: Settings, *, extra_extensions: Sequence[Any] = ()) -> strawberry.Schema:
+    # Strawberry accepts extension instances; its annotation names only classes and factories.
+    extensions: list[Any] = [
+        ParserCache(maxsize=512),
+        ValidationCache(maxsize=512),
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        MaxTokensLimiter(max_token_count=settings.max_tokens),
+        CodedErrors(),
+        *extra_extensions,
+    ]
+    return InboxSchema(
+        query=Query,
+        mutation=Mutation,
+        config=StrawberryConfig(auto_camel_case=True),
+        extensions=extensions,
+    )
