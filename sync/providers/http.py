@@ -1,0 +1,155 @@
+"""HTTP plumbing every REST adapter shares: bearer auth that refreshes on 401, Retry-After, errors.
+
+Provider-neutral: nothing here knows Gmail or Graph. An adapter builds on it like this::
+
+    auth = BearerAuth(token_source)
+    with transport_errors("messages.get"):
+        response = await client.get(url, auth=auth)
+    if response.status_code >= 400:
+        raise error_for_status(response, "messages.get")   # after its own special cases
+    body = json_object(response, "messages.get")
+
+The status mapping (``error_for_status``)::
+
+    401 (still, after BearerAuth's one refresh)  -> AuthExpired
+    429, or any status the caller says is a rate limit -> RateLimited(retry_after from the header)
+    408, 5xx                                     -> TransientError
+    anything else                                -> PermanentError(code="HTTP_<status>")
+    timeouts, resets, refused connections        -> TransientError   (``transport_errors``)
+
+Error messages name the call and the status, never a token, URL query or response body; this
+module never logs and never sleeps: backing off is the sync engine's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Generator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from sync.providers.adapter import TokenSource
+from sync.providers.errors import (
+    AuthExpired,
+    PermanentError,
+    ProviderError,
+    RateLimited,
+    TransientError,
+)
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+# Failures of the network or of the other side's servers, not of our request.
+_TRANSIENT_TRANSPORT = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+    httpx.DecodingError,
+)
+
+
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer`` from a ``TokenSource``; on 401 one forced refresh, one retry.
+
+    Concurrent requests that all meet the same expired token share one refresh: each request
+    remembers how many refreshes had happened when it was sent, and only the first to see its
+    401 under the lock refreshes; the others reuse that token. A second 401 is returned to the
+    caller (who raises ``AuthExpired``); ``AuthRevoked`` from the token source propagates.
+    """
+
+    requires_request_body = True  # a retried request must be able to send its body again
+
+    def __init__(self, token_source: TokenSource) -> None:
+        self._token_source = token_source
+        self._lock = asyncio.Lock()
+        self._refreshes = 0
+        self._refreshed_token = ""
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        refreshes_seen = self._refreshes
+        request.headers["Authorization"] = f"Bearer {await self._token_source(False)}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        request.headers["Authorization"] = f"Bearer {await self._refresh(refreshes_seen)}"
+        yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        raise RuntimeError("BearerAuth needs an httpx.AsyncClient: its token source is async")
+
+    async def _refresh(self, refreshes_seen: int) -> str:
+        async with self._lock:
+            if self._refreshes == refreshes_seen:
+                self._refreshed_token = await self._token_source(True)
+                self._refreshes += 1
+            return self._refreshed_token
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delay-seconds or an HTTP-date), or None."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if seconds == seconds else None  # NaN is no answer
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # RFC 9110 dates are GMT
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def error_for_status(
+    response: httpx.Response, what: str, *, rate_limited: bool = False
+) -> ProviderError:
+    """The typed error for a failed ``response`` of call ``what`` (see the module docstring).
+
+    ``rate_limited`` marks a status the provider uses for throttling besides 429 (Gmail's 403
+    ``userRateLimitExceeded``).
+    """
+    status = response.status_code
+    if status == 401:
+        return AuthExpired(f"{what}: access token refused after a refresh")
+    if status == 429 or rate_limited:
+        return RateLimited(
+            f"{what}: throttled (HTTP {status})",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    if status == 408 or status >= 500:
+        return TransientError(f"{what}: HTTP {status}")
+    return PermanentError(f"{what}: HTTP {status}", code=f"HTTP_{status}")
+
+
+@contextmanager
+def transport_errors(what: str) -> Iterator[None]:
+    """Turn httpx's transport exceptions raised inside the block into typed errors."""
+    try:
+        yield
+    except _TRANSIENT_TRANSPORT as exc:
+        raise TransientError(f"{what}: {type(exc).__name__}") from exc
+    except httpx.TransportError as exc:  # unsupported protocol and the like: our own mistake
+        raise PermanentError(f"{what}: {type(exc).__name__}", code="TRANSPORT") from exc
+
+
+def json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The JSON object a successful response carries; a mangled one counts as transient."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise TransientError(f"{what}: response is not JSON") from exc
+    if not isinstance(body, dict):
+        raise TransientError(f"{what}: response is not a JSON object")
+    return body

@@ -1,0 +1,375 @@
+"""RFC 822 bytes -> envelope, bodies, headers and attachment metadata; shared by every provider.
+
+Gmail (``format=raw``) and IMAP (``BODY[]``) hand us the same thing, a message as bytes, and this
+module turns it into plain values: ``parse_message(raw)`` and, for one part's bytes,
+``extract_attachment(raw, part_id)``. ``parse_envelope(headers)`` reads the same fields from a
+list of header pairs (Gmail ``format=metadata``), so both paths agree on every field.
+
+Mail in the wild is broken, and the sync must not stop on it. Nothing here raises on bad input:
+a field that cannot be read is left empty and ``parse_error`` names what went wrong in a few
+words (defect class names, never message content). Text falls back from the declared charset to
+UTF-8, Windows-1252 and finally Latin-1 (which cannot fail); NUL characters, which PostgreSQL
+text cannot hold, become U+FFFD.
+
+How it parses: the MIME structure with the stdlib ``email`` parser under ``policy.compat32``, and
+the structured headers (addresses, subject) with ``policy.default``'s header registry. Parsing
+whole messages under ``policy.default`` re-parses Content-Type at every feed-parser step: 2.0 ms
+per corpus message against 0.9 ms this way (``make_mailbox(1, 300)``, parse plus field access).
+
+Part ids follow Gmail's numbering: the message is ``""``, its children ``"0"``, ``"1"``, theirs
+``"1.0"`` and so on; ``extract_attachment`` walks the same way, so ids round-trip.
+
+This module does no I/O, keeps nothing between calls and never logs.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.header import decode_header, make_header
+from email.headerregistry import HeaderRegistry
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+from sync.providers.records import Address, AttachmentRecord
+
+SNIPPET_LENGTH = 200
+MAX_DEPTH = 32  # deeper MIME nesting is hostile, not mail
+
+_PARSER = BytesParser(policy=policy.compat32)
+_HEADERS = HeaderRegistry()
+_FOLD = re.compile(r"\r\n|\r|\n")
+_SPACE = re.compile(r"\s+")
+_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+_HIDDEN_HTML = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+_ADDRESS_HEADERS = ("from", "to", "cc", "bcc", "reply-to")
+_FALLBACK_CHARSETS = ("utf-8", "windows-1252", "latin-1")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The header fields a mail client shows and threads by, decoded."""
+
+    subject: str = ""
+    date: datetime | None = None
+    from_addresses: tuple[Address, ...] = ()
+    to_addresses: tuple[Address, ...] = ()
+    cc_addresses: tuple[Address, ...] = ()
+    bcc_addresses: tuple[Address, ...] = ()
+    reply_to_addresses: tuple[Address, ...] = ()
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """Everything ``parse_message`` could read; ``parse_error`` says what it could not."""
+
+    envelope: Envelope
+    text_body: str | None = None
+    html_body: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    attachments: tuple[AttachmentRecord, ...] = ()
+    snippet: str = ""
+    parse_error: str | None = None
+
+
+@dataclass
+class _Problems:
+    """Short, content-free names of what went wrong, in order, without repeats."""
+
+    names: dict[str, None] = field(default_factory=dict)
+
+    def add(self, name: str) -> None:
+        self.names[name] = None
+
+    def add_defects(self, defects: Iterable[object]) -> None:
+        for defect in defects:
+            self.add(type(defect).__name__)
+
+    def summary(self) -> str | None:
+        if not self.names:
+            return None
+        text = ", ".join(self.names)
+        return text if len(text) <= 200 else text[:197] + "..."
+
+
+def parse_message(raw: bytes, *, fallback_date: datetime | None = None) -> ParsedMessage:
+    """Parse ``raw``; ``fallback_date`` (e.g. Gmail's internalDate) stands in for a missing or
+    unreadable Date. Never raises on malformed mail."""
+    problems = _Problems()
+    try:
+        message = _PARSER.parsebytes(raw)
+    except Exception as exc:  # the parser is tolerant; this is the last line of defence
+        problems.add(f"unparseable ({type(exc).__name__})")
+        return ParsedMessage(Envelope(date=fallback_date), parse_error=problems.summary())
+    fields = tuple((name, _header_text(value)) for name, value in _raw_items(message, problems))
+    envelope = _envelope(fields, fallback_date, problems)
+    text_body = html_body = None
+    attachments: list[AttachmentRecord] = []
+    for part_id, part in _leaves(message, problems):
+        if _is_body(part):
+            if part.get_content_type() == "text/html":
+                html_body = html_body if html_body is not None else _text_of(part, problems)
+            else:
+                text_body = text_body if text_body is not None else _text_of(part, problems)
+        else:
+            attachments.append(_attachment(part_id, part, problems))
+    return ParsedMessage(
+        envelope=envelope,
+        text_body=text_body,
+        html_body=html_body,
+        headers=tuple((name, _display(value)) for name, value in fields),
+        attachments=tuple(attachments),
+        snippet=make_snippet(text_body, html_body),
+        parse_error=problems.summary(),
+    )
+
+
+def parse_envelope(
+    headers: Iterable[tuple[str, str]], *, fallback_date: datetime | None = None
+) -> tuple[Envelope, str | None]:
+    """The envelope from header pairs (values raw or already decoded), and what went wrong."""
+    problems = _Problems()
+    envelope = _envelope(
+        tuple((name, _header_text(value)) for name, value in headers), fallback_date, problems
+    )
+    return envelope, problems.summary()
+
+
+def extract_attachment(raw: bytes, part_id: str) -> bytes:
+    """The transfer-decoded bytes of part ``part_id`` (as ``parse_message`` numbered it).
+
+    Raises ``KeyError`` when the message has no such leaf part.
+    """
+    problems = _Problems()
+    for found_id, part in _leaves(_PARSER.parsebytes(raw), problems):
+        if found_id == part_id:
+            return _payload(part, problems)
+    raise KeyError(part_id)
+
+
+def make_snippet(text_body: str | None, html_body: str | None) -> str:
+    """The first words of the message, whitespace collapsed, at most ``SNIPPET_LENGTH`` chars."""
+    if text_body:
+        text = text_body
+    elif html_body:
+        text = html.unescape(_TAG.sub(" ", _HIDDEN_HTML.sub(" ", html_body)))
+    else:
+        return ""
+    return _SPACE.sub(" ", text).strip()[:SNIPPET_LENGTH]
+
+
+# -- headers ----------------------------------------------------------------------------------
+
+
+def _raw_items(message: Message, problems: _Problems) -> list[tuple[str, str]]:
+    try:
+        return [(name, str(value)) for name, value in message.raw_items()]
+    except Exception as exc:
+        problems.add(f"headers unreadable ({type(exc).__name__})")
+        return []
+
+
+def _header_text(value: str) -> str:
+    """An unfolded value with raw 8-bit bytes repaired (the parser keeps them as surrogates)."""
+    return _repair(_FOLD.sub("", value)).strip()
+
+
+def _display(value: str) -> str:
+    """A header value as a person reads it: encoded words decoded."""
+    return _clean(_decoded_words(value) if "=?" in value else value)
+
+
+def _envelope(
+    headers: tuple[tuple[str, str], ...], fallback_date: datetime | None, problems: _Problems
+) -> Envelope:
+    first: dict[str, str] = {}
+    for name, value in headers:
+        first.setdefault(name.lower(), value)
+    addresses = {name: _addresses(name, first.get(name), problems) for name in _ADDRESS_HEADERS}
+    in_reply_to = _MESSAGE_ID.findall(first.get("in-reply-to", ""))
+    message_ids = _MESSAGE_ID.findall(first.get("message-id", ""))
+    bare_id = first.get("message-id", "").strip()
+    return Envelope(
+        subject=_unstructured("subject", first.get("subject", ""), problems),
+        date=_date(first.get("date"), problems) or fallback_date,
+        from_addresses=addresses["from"],
+        to_addresses=addresses["to"],
+        cc_addresses=addresses["cc"],
+        bcc_addresses=addresses["bcc"],
+        reply_to_addresses=addresses["reply-to"],
+        # Some mailers write Message-IDs without angle brackets; keep such an id as it is.
+        message_id=message_ids[0] if message_ids else (bare_id or None),
+        in_reply_to=in_reply_to[0] if in_reply_to else None,
+        references=tuple(dict.fromkeys(_MESSAGE_ID.findall(first.get("references", "")))),
+    )
+
+
+def _unstructured(name: str, value: str, problems: _Problems) -> str:
+    if "=?" not in value:
+        return _clean(value)
+    try:
+        header = _HEADERS(name, value)
+    except Exception as exc:  # the registry raises on some hostile input
+        problems.add(f"{name} unreadable ({type(exc).__name__})")
+        return _clean(value)
+    problems.add_defects(header.defects)
+    return _clean(_repair(str(header)))
+
+
+def _addresses(name: str, value: str | None, problems: _Problems) -> tuple[Address, ...]:
+    if not value:
+        return ()
+    try:
+        header = _HEADERS(name, value)
+        problems.add_defects(header.defects)
+        pairs = [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())]
+    except Exception as exc:  # fall back to the lenient compat32 address splitter
+        problems.add(f"{name} unreadable ({type(exc).__name__})")
+        pairs = [(_decoded_words(n), a) for n, a in getaddresses([value])]
+    return tuple(
+        Address(_clean(_repair(display)), _clean(_repair(email)))
+        for display, email in pairs
+        if email and email != "<>"
+    )
+
+
+def _decoded_words(value: str) -> str:
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # an undecodable encoded word is shown as it came
+        return value
+
+
+def _date(value: str | None, problems: _Problems) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        problems.add("unreadable Date")
+        return None
+    # A Date without a zone is most likely UTC; a naive datetime would break comparisons.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# -- structure and bodies ---------------------------------------------------------------------
+
+
+def _leaves(message: Message, problems: _Problems) -> Iterator[tuple[str, Message]]:
+    """(Gmail-style part id, leaf part), depth first, without recursion."""
+    stack: list[tuple[str, Message, int]] = [("", message, 0)]
+    while stack:
+        part_id, part, depth = stack.pop()
+        problems.add_defects(part.defects)
+        children = part.get_payload() if part.is_multipart() else None
+        if part.get_content_type() == "message/rfc822" or not isinstance(children, list):
+            yield part_id, part  # an attached message is one attachment, not more body
+            continue
+        if depth >= MAX_DEPTH:
+            problems.add("MIME nesting too deep")
+            continue
+        prefix = f"{part_id}." if part_id else ""
+        stack.extend(
+            (f"{prefix}{index}", child, depth + 1)
+            for index, child in reversed(list(enumerate(children)))
+            if isinstance(child, Message)
+        )
+
+
+def _is_body(part: Message) -> bool:
+    if part.get_content_type() not in ("text/plain", "text/html"):
+        return False
+    return part.get_content_disposition() != "attachment" and not _filename(part)
+
+
+def _attachment(part_id: str, part: Message, problems: _Problems) -> AttachmentRecord:
+    content_id = _header_text(str(part.get("Content-ID", ""))).strip("<> ") or None
+    disposition = part.get_content_disposition()
+    return AttachmentRecord(
+        filename=_filename(part),
+        content_type=part.get_content_type(),
+        size=len(_payload(part, problems)),
+        part_id=part_id,
+        content_id=content_id,
+        # An unnamed part referenced by Content-ID is an inline image of the HTML body.
+        inline=disposition == "inline" or (disposition is None and content_id is not None),
+    )
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:  # a broken RFC 2231 name is no name
+        return ""
+    if not isinstance(name, str):
+        return ""
+    # RFC 2231 is decoded by the stdlib; many mailers put RFC 2047 words in names instead.
+    name = _header_text(name)
+    return _clean(_decoded_words(name) if "=?" in name else name)
+
+
+def _payload(part: Message, problems: _Problems) -> bytes:
+    if part.get_content_type() == "message/rfc822" and part.is_multipart():
+        inner = part.get_payload()
+        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+            return inner[0].as_bytes(policy=policy.compat32)
+        return b""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception as exc:  # undecodable content reads as empty
+        problems.add(f"body undecodable ({type(exc).__name__})")
+        return b""
+    return data if isinstance(data, bytes) else b""
+
+
+def _text_of(part: Message, problems: _Problems) -> str:
+    try:
+        declared = part.get_content_charset()
+    except Exception:  # a malformed charset parameter is no charset
+        declared = None
+    text = _decode(_payload(part, problems), declared, problems)
+    return _clean(text.replace("\r\n", "\n"))
+
+
+def _decode(data: bytes, declared: str | None, problems: _Problems) -> str:
+    charsets = (declared, *_FALLBACK_CHARSETS) if declared else _FALLBACK_CHARSETS
+    for charset in charsets:
+        try:
+            text = data.decode(charset)
+        except LookupError:
+            problems.add("unknown charset")
+        except UnicodeDecodeError:
+            if charset == declared:
+                problems.add("text not in its declared charset")
+        else:
+            return text
+    return data.decode("latin-1")  # unreachable: Latin-1 decodes any bytes
+
+
+def _repair(text: str) -> str:
+    """Undo the parser's surrogate escapes: raw header bytes are UTF-8 or, failing that, 8-bit."""
+    if text.isascii() or not any("\udc80" <= char <= "\udcff" for char in text):
+        return text
+    data = text.encode("utf-8", "surrogateescape")
+    for charset in _FALLBACK_CHARSETS:
+        try:
+            return data.decode(charset)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")  # unreachable: Latin-1 decodes any bytes
+
+
+def _clean(text: str) -> str:
+    # Lone surrogates cannot be encoded and NUL cannot be stored in PostgreSQL text.
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
