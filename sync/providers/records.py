@@ -70,6 +70,10 @@ class MessageRecord:
     attachments: tuple[AttachmentRecord, ...] = ()
     content: MessageContent | None = None
     parse_error: str | None = None
+    # False when the adapter could not see the MIME structure (Gmail format=metadata, which a
+    # gmail.metadata-scoped token is limited to): ``attachments`` is then empty because it is
+    # unknown, and must not replace attachment metadata stored from an earlier fetch.
+    attachments_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
