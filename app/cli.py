@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from app.db import close_database, migrate, open_database
-from app.settings import Settings
+from app.settings import ENV_PREFIX, Settings
 from app.types import Action, OwnerId
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -40,18 +41,27 @@ def _run(coroutine: Awaitable[int]) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from app.server import create_app
-
+    # The server reads its settings from the environment (an import string lets uvicorn run
+    # several workers); command-line overrides travel the same way.
+    _export_overrides(args)
     uvicorn.run(
-        create_app(settings),
+        "app.server:create_app_from_environment",
+        factory=True,
         host=settings.host,
         port=settings.port,
-        workers=1,
+        workers=args.workers,
         log_level=settings.log_level,
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _export_overrides(args: argparse.Namespace) -> None:
+    for name in ("host", "port", "data_dir", "database_url"):
+        value = getattr(args, name, None)
+        if value is not None:
+            os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -126,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API server")
     serve.add_argument("--host", help="bind address (INBOX_API_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (INBOX_API_PORT, default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     serve.set_defaults(handler=cmd_serve)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(

@@ -54,7 +54,7 @@ def create_app(settings: Settings) -> RequestGuard:
         authenticator=TokenAuthenticator(),
         events=InProcessBus(),
     )
-    schema = build_schema(settings, extra_extensions=[UsageLogging(usage_writer)])
+    schema = build_schema(settings, extra_extensions=[lambda: UsageLogging(usage_writer)])
     graphql = InboxGraphQL(schema, services, allowed_origins=settings.allowed_origins)
 
     @asynccontextmanager
@@ -86,3 +86,8 @@ def create_app(settings: Settings) -> RequestGuard:
     app.state.services = services
     app.state.usage_writer = usage_writer
     return RequestGuard(app, max_body_bytes=settings.max_body_bytes)
+
+
+def create_app_from_environment() -> RequestGuard:
+    """The application configured from ``INBOX_API_*`` variables (``inbox-api serve``)."""
+    return create_app(Settings())

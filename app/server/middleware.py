@@ -34,6 +34,15 @@ class RequestGuard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                message["headers"] = list(message.get("headers", [])) + _SECURITY_HEADERS
+            await send(message)
+
         query = scope.get("query_string", b"").decode("latin-1")
         if any(key.lower() in _TOKEN_PARAMETERS for key, _ in parse_qsl(query)):
             if scope["type"] == "websocket":
@@ -44,7 +53,7 @@ class RequestGuard:
                 "TOKEN_IN_QUERY_STRING",
                 "Tokens are accepted only in the Authorization header or connection_init.",
             )
-            await response(scope, receive, send)
+            await response(scope, receive, send_with_headers)
             return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
@@ -52,7 +61,7 @@ class RequestGuard:
         headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send_with_headers)
             return
 
         received = 0
@@ -66,26 +75,17 @@ class RequestGuard:
                     raise _BodyTooLarge
             return message
 
-        response_started = False
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                message["headers"] = list(message.get("headers", [])) + _SECURITY_HEADERS
-            await send(message)
-
         try:
             await self.app(scope, limited_receive, send_with_headers)
         except _BodyTooLarge:
             if not response_started:
-                await self._too_large(scope, receive, send)
+                await self._too_large(scope, receive, send_with_headers)
         except Exception as error:
             # The client already got a coded 500 from the app's handler; the log gets the
             # error's type and place, never its message or a stack trace.
             log_unexpected(error)
             if not response_started:
-                await internal_error(scope, receive, send)
+                await internal_error(scope, receive, send_with_headers)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(

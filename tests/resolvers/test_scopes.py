@@ -1,0 +1,101 @@
+"""One denial test per scoped field: without the scope, FORBIDDEN and no data; with it, data.
+
+``SCOPED_FIELDS`` must name every field that carries ``@requiresScope`` in schema.graphql;
+``test_every_scoped_field_is_covered`` fails when a new scoped field has no case here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.types import ALL_ACTIONS, Action
+from resolvers.ids import encode_id
+from tests.conftest import GraphQLCall, assert_forbidden
+from tests.factories import make_account, make_owner, make_token
+
+SCHEMA = (Path(__file__).resolve().parents[2] / "schema.graphql").read_text(encoding="utf-8")
+
+# (type.field, scope, query, path to the data that must be absent/present)
+SCOPED_FIELDS: list[tuple[str, Action, str, tuple[str, ...]]] = [
+    ("Query.viewer", Action.OWNER, "{ viewer { name } }", ("viewer",)),
+    ("Query.accounts", Action.ACCOUNTS_READ, "{ accounts { address } }", ("accounts",)),
+    (
+        "Query.account",
+        Action.ACCOUNTS_READ,
+        "query($id: ID!) { account(id: $id) { address } }",
+        ("account",),
+    ),
+    ("Owner.tokens", Action.OWNER, "{ viewer { tokens { name } } }", ("viewer",)),
+    ("Owner.usage", Action.OWNER, "{ viewer { usage { status } } }", ("viewer",)),
+    (
+        "Mutation.createToken",
+        Action.OWNER,
+        'mutation { createToken(input: {name: "n", scopes: [ACCOUNTS_READ]}) { __typename } }',
+        ("createToken",),
+    ),
+    (
+        "Mutation.revokeToken",
+        Action.OWNER,
+        'mutation { revokeToken(id: "VG9rZW46OTk5OTk") { __typename } }',
+        ("revokeToken",),
+    ),
+    (
+        "Mutation.updateProfile",
+        Action.OWNER,
+        'mutation { updateProfile(name: "New") { __typename } }',
+        ("updateProfile",),
+    ),
+]
+
+
+def _scoped_fields_in_schema() -> set[str]:
+    found: set[str] = set()
+    current_type = None
+    for line in SCHEMA.splitlines():
+        header = re.match(r"^(?:type|interface) (\w+)", line)
+        if header:
+            current_type = header.group(1)
+        field = re.match(r"^\s+(\w+)[(:].*@requiresScope", line)
+        if field and current_type:
+            found.add(f"{current_type}.{field.group(1)}")
+    return found
+
+
+def test_every_scoped_field_is_covered() -> None:
+    assert {name for name, *_ in SCOPED_FIELDS} == _scoped_fields_in_schema()
+
+
+def _dig(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if data is None:
+            return None
+        data = data[key]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("field", "scope", "query", "path"), SCOPED_FIELDS, ids=[f[0] for f in SCOPED_FIELDS]
+)
+async def test_scope_is_enforced(
+    db: object, gql: GraphQLCall, field: str, scope: Action, query: str, path: tuple[str, ...]
+) -> None:
+    made = await make_owner()
+    account = await make_account(made.owner)
+    variables = {"id": encode_id("Account", account.id)} if "$id" in query else {}
+    # Nested fields need their parent's scope: keep it, drop only the one under test.
+    parent_scopes = (
+        {Action.OWNER} if field.startswith("Owner.") and scope != Action.OWNER else set()
+    )
+    without = await make_token(made.owner, actions=(ALL_ACTIONS - {scope}) | parent_scopes)
+    denied = await gql(without, query, **variables)
+    assert_forbidden(denied, scope.value)
+    assert _dig(denied.get("data"), path) is None
+
+    with_scope = await make_token(made.owner, actions={scope} | parent_scopes)
+    granted = await gql(with_scope, query, **variables)
+    assert "errors" not in granted, granted
+    assert _dig(granted["data"], path) is not None
