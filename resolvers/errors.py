@@ -37,33 +37,44 @@ def _code_location(error: BaseException) -> str:
     return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
 
 
+def error_code(error: GraphQLError) -> str:
+    """The code ``error`` leaves with (no side effects: usable by logging extensions)."""
+    original = error.original_error
+    if isinstance(original, ServiceError):
+        return original.code
+    if original is None or isinstance(original, GraphQLError):
+        code = (error.extensions or {}).get("code")
+        if code is not None:
+            return str(code)
+        message = error.message
+        if any(marker in message.lower() for marker in _LIMIT_MARKERS):
+            return "QUERY_TOO_COMPLEX"
+        if message.startswith("Syntax Error"):
+            return "GRAPHQL_PARSE_FAILED"
+        return "GRAPHQL_VALIDATION_FAILED"
+    return "INTERNAL_SERVER_ERROR"
+
+
 def classify(error: GraphQLError) -> GraphQLError:
     """Return ``error`` with a code, or a masked copy of it."""
     original = error.original_error
+    code = error_code(error)
     extensions = dict(error.extensions or {})
+    extensions["code"] = code
     if isinstance(original, ServiceError):
-        extensions["code"] = original.code
         if isinstance(original, Forbidden) and original.missing:
             extensions["missingScope"] = original.missing
         if isinstance(original, InvalidInput) and original.field:
             extensions["field"] = original.field
         return _with(error, str(original), extensions)
-    if original is None or isinstance(original, GraphQLError):
-        if "code" not in extensions:
-            message = error.message
-            if any(marker in message.lower() for marker in _LIMIT_MARKERS):
-                extensions["code"] = "QUERY_TOO_COMPLEX"
-            elif message.startswith("Syntax Error"):
-                extensions["code"] = "GRAPHQL_PARSE_FAILED"
-            else:
-                extensions["code"] = "GRAPHQL_VALIDATION_FAILED"
+    if code != "INTERNAL_SERVER_ERROR":
         return _with(error, error.message, extensions)
     error_id = secrets.token_hex(6)
     logger.error(
         "unexpected error %s: %s at %s",
         error_id,
         type(original).__name__,
-        _code_location(original),
+        _code_location(original) if original is not None else "?",
     )
     return _with(
         error, "Internal server error", {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}

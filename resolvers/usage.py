@@ -15,6 +15,7 @@ from strawberry.extensions import SchemaExtension
 from app import clock
 from app.services.usage_log import UsageLogWriter, UsageRecord
 from resolvers.context import Context
+from resolvers.errors import error_code
 
 
 class UsageLogging(SchemaExtension):
@@ -32,7 +33,7 @@ class UsageLogging(SchemaExtension):
         result = self.execution_context.result
         errors = list(getattr(result, "errors", None) or [])
         errors += list(self.execution_context.pre_execution_errors or [])
-        codes = tuple(sorted({str((e.extensions or {}).get("code", "UNKNOWN")) for e in errors}))
+        codes = tuple(sorted({error_code(e) for e in errors}))
         try:
             operation_type = self.execution_context.operation_type.value
         except RuntimeError:

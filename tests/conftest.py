@@ -110,3 +110,14 @@ def assert_forbidden(body: dict[str, Any], scope: str) -> None:
         and e.get("extensions", {}).get("missingScope") == scope
         for e in errors
     ), errors
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """PostgreSQL-only tests run in the PostgreSQL pass; the SQLite pass deselects them openly."""
+    if database.backend() == "postgres":
+        return
+    selected = [item for item in items if "postgres_only" not in item.keywords]
+    deselected = [item for item in items if "postgres_only" in item.keywords]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected

@@ -7,6 +7,8 @@ embedded default (SQLite) migrates its database on start-up; with PostgreSQL, op
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -21,10 +23,12 @@ from starlette.staticfiles import StaticFiles
 from app.auth.authenticator import TokenAuthenticator
 from app.db import close_database, database_reachable, open_database
 from app.events import InProcessBus
+from app.events.postgres import PostgresBus
 from app.graphiql import GRAPHIQL_MOUNT_PATH, GRAPHIQL_STATIC_DIR
 from app.server.graphql_view import InboxGraphQL
 from app.server.http_errors import internal_error_handler
 from app.server.middleware import RequestGuard
+from app.server.revocations import forget_revoked_tokens
 from app.services.usage_log import UsageLogWriter
 from app.settings import Settings
 from resolvers.context import Services
@@ -49,18 +53,22 @@ async def readyz(request: Request) -> JSONResponse:
 def create_app(settings: Settings) -> RequestGuard:
     """Build the ASGI application for these settings."""
     usage_writer = UsageLogWriter()
-    services = Services(
-        settings=settings,
-        authenticator=TokenAuthenticator(),
-        events=InProcessBus(),
+    bus: InProcessBus | PostgresBus = (
+        PostgresBus(settings.effective_database_url) if settings.is_postgres else InProcessBus()
     )
+    services = Services(settings=settings, authenticator=TokenAuthenticator(), events=bus)
     schema = build_schema(settings, extra_extensions=[lambda: UsageLogging(usage_writer)])
     graphql = InboxGraphQL(schema, services, allowed_origins=settings.allowed_origins)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await open_database(settings, apply_migrations=not settings.is_postgres)
+        if isinstance(bus, PostgresBus):
+            await bus.start()
         usage_writer.start()
+        revocations = asyncio.create_task(
+            forget_revoked_tokens(bus, services.authenticator), name="forget-revoked-tokens"
+        )
         # Objects alive after start-up never need collecting: freezing them shortens the
         # full collections that otherwise cause latency spikes.
         gc.collect()
@@ -69,7 +77,12 @@ def create_app(settings: Settings) -> RequestGuard:
         try:
             yield
         finally:
+            revocations.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await revocations
             await usage_writer.stop()
+            if isinstance(bus, PostgresBus):
+                await bus.stop()
             await close_database()
 
     app = Starlette(
