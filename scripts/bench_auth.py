@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.auth.authenticator import TokenAuthenticator  # noqa: E402
-from app.auth.tokens import is_well_formed, token_digest  # noqa: E402
-from app.db import close_database, open_database  # noqa: E402
-from app.services.owners import create_owner  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from app.auth.authenticator import TokenAuthenticator
+from app.auth.tokens import is_well_formed, token_digest
+from app.db import close_database, open_database
+from app.services.owners import create_owner
+from app.settings import Settings
 
 
 def _per_call_us(samples: list[float]) -> str:
