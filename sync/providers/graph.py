@@ -16,7 +16,10 @@ flight to that mailbox at `max_concurrency` (Graph allows 4, M6). It never sleep
 (the engine waits), never touches the database and never holds a refresh token: access tokens
 come from `token_source`.
 
-`folders=` on a batch is always the complete folder list (absent folders are gone).
+Batches: `folders=` is always the complete folder list (absent folders are gone); apply
+upserts, then deletions, then `folder_resyncs`; an id is never both upserted and deleted in one
+batch. label_ids = (parentFolderId, "category:<name>"...). `with_content` may change between
+calls: a folder whose delta link lacks bodies gets them by one GET per message.
 """
 
 from __future__ import annotations
@@ -46,16 +49,12 @@ from sync.providers.graph_delta import (
     message_delta_start,
     message_path,
 )
+from sync.providers.graph_messages import message_records
 from sync.providers.graph_records import (
-    ATTACHMENT_FIELDS,
     ROOT_FOLDER,
     WELL_KNOWN_ROLES,
-    attachment_record,
     folder_record,
     message_content,
-    message_record,
-    message_select,
-    references_inline_parts,
 )
 from sync.providers.graph_state import FolderSync, SyncState
 from sync.providers.records import (
@@ -64,14 +63,19 @@ from sync.providers.records import (
     FolderRecord,
     FolderResync,
     MessageContent,
-    MessageRecord,
 )
 
 __all__ = ["GraphAdapter", "TokenSource"]
 
 
 class GraphAdapter:
-    """MailboxAdapter for one Microsoft Graph mailbox (``base_url`` like https://graph.microsoft.com)."""
+    """The MailboxAdapter of one Microsoft Graph mailbox.
+
+    ``base_url`` is the Graph host (https://graph.microsoft.com, or an emulator's); requests go
+    to ``{base_url}/v1.0/me/...``. Use exactly one instance per mailbox, so that its limit of
+    ``max_concurrency`` requests in flight holds for everything that mailbox's sync does. An
+    ``http`` client passed in stays the caller's to close; one made here is closed by `aclose`.
+    """
 
     def __init__(
         self,
@@ -105,11 +109,12 @@ class GraphAdapter:
             self._first_round_page(state, sync, with_content)
             for sync in pending[: self._folders_per_page]
         )
+        # A message moved between two folders read at the same time comes twice: only Graph
+        # knows which copy is current.
         items, duplicated = _by_id(item for page in pages for item in page)
-        # Moved between two folders read at the same time: only Graph knows which copy is current.
-        current, deleted = await self._current_items(duplicated, with_content)
-        upserts, gone = await self._records([*items, *current], with_content)
-        gone += deleted
+        upserts, gone = await message_records(
+            self._client, items, duplicated, with_content=with_content
+        )
         if any(not sync.done for sync in state.folders.values()):
             return ChangeBatch(
                 upserts=upserts,
@@ -136,11 +141,12 @@ class GraphAdapter:
                 vanished.add(sync.folder.provider_id)
                 del state.folders[sync.folder.provider_id]
         merged = merge_rounds([r for r in rounds if r is not None], vanished)
-        current, deletions = await self._current_items(merged.to_check, with_content)
-        upserts, gone = await self._records([*merged.present.values(), *current], with_content)
+        upserts, gone = await message_records(
+            self._client, list(merged.present.values()), merged.to_check, with_content=with_content
+        )
         return ChangeBatch(
             upserts=upserts,
-            deletions=[*deletions, *gone],
+            deletions=gone,
             folders=state.folder_records() if tree_changed or vanished else None,
             cursor=state.encode("cursor"),
             folder_resyncs=merged.resyncs,
@@ -268,61 +274,6 @@ class GraphAdapter:
             sync.body = with_content
         sync.link, sync.done = result.delta_link, True
         return FolderRound(folder_id, result)
-
-    # -- messages and content -----------------------------------------------------------------
-
-    async def _current_items(
-        self, message_ids: Iterable[str], with_content: bool
-    ) -> tuple[list[dict[str, Any]], list[str]]:
-        """The messages as they are now, wherever they are, and the ids Graph no longer has."""
-        select = message_select(with_content=with_content)
-
-        async def current(message_id: str) -> tuple[str, dict[str, Any] | None]:
-            try:
-                return message_id, await self._client.get_json(
-                    f"{message_path(message_id)}?$select={select}"
-                )
-            except ItemNotFound:
-                return message_id, None
-
-        checked = await gather_all(current(message_id) for message_id in message_ids)
-        found = [item for _, item in checked if item is not None]
-        return found, [message_id for message_id, item in checked if item is None]
-
-    async def _records(
-        self, items: list[dict[str, Any]], with_content: bool
-    ) -> tuple[list[MessageRecord], list[str]]:
-        """Records for ``items`` (with content if asked), and the ids that vanished meanwhile."""
-        if not with_content:
-            return [message_record(item) for item in items], []
-        completed = await gather_all(self._with_content(item) for item in items)
-        records = [record for record in completed if record is not None]
-        gone = [item["id"] for item, record in zip(items, completed, strict=True) if not record]
-        return records, gone
-
-    async def _with_content(self, item: dict[str, Any]) -> MessageRecord | None:
-        message_id = str(item["id"])
-        try:
-            if "body" not in item:
-                # This folder's delta link was started without bodies.
-                body = await self._client.get_json(f"{message_path(message_id)}?$select=body")
-                item = {**item, "body": body.get("body")}
-            attachments: list[AttachmentRecord] = []
-            if item.get("hasAttachments") is True or references_inline_parts(item):
-                attachments = await self._attachments(message_id)
-        except ItemNotFound:
-            return None  # an immutable id that answers 404 is a deleted message
-        return message_record(item, content=message_content(item), attachments=attachments)
-
-    async def _attachments(self, message_id: str) -> list[AttachmentRecord]:
-        found: list[AttachmentRecord] = []
-        link: str | None = f"{attachment_path(message_id)}?$select={','.join(ATTACHMENT_FIELDS)}"
-        while link is not None:
-            body = await self._client.get_json(link)
-            found += [attachment_record(a) for a in body.get("value") or () if isinstance(a, dict)]
-            following = body.get("@odata.nextLink")
-            link = self._client.relative(following) if isinstance(following, str) else None
-        return found
 
 
 def _by_id(items: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:

@@ -79,7 +79,8 @@ class GraphClient:
         self._prefer = f'IdType="ImmutableId", odata.maxpagesize={page_size}'
         self._slots = asyncio.Semaphore(max_concurrency)
         self._refresh_lock = asyncio.Lock()
-        self._refreshed: str | None = None
+        self._refreshes = 0
+        self._refreshed = ""
 
     def relative(self, link: str) -> str:
         """A link from Graph, without our base URL (what cursors store); refuses other hosts."""
@@ -108,10 +109,10 @@ class GraphClient:
 
     async def _get(self, link: str) -> httpx.Response:
         url = f"{self.base_url}{self.relative(link)}"
-        token = await self._token_source(False)
-        response = await self._send(url, token)
+        refreshes_before = self._refreshes
+        response = await self._send(url, await self._token_source(False))
         if response.status_code == 401:
-            response = await self._send(url, await self._refreshed_token(token))
+            response = await self._send(url, await self._refreshed_token(refreshes_before))
             if response.status_code == 401:
                 raise AuthExpired("Graph rejected a freshly refreshed access token")
         _raise_for_status(response)
@@ -128,11 +129,13 @@ class GraphClient:
             except httpx.TransportError as error:
                 raise TransientError("Graph could not be reached") from error
 
-    async def _refreshed_token(self, rejected: str) -> str:
-        # Concurrent requests that all got 401 share one refresh instead of each forcing one.
+    async def _refreshed_token(self, refreshes_before: int) -> str:
+        # Requests rejected together share one refresh: a refresh that finished after this
+        # request was sent already answers its 401.
         async with self._refresh_lock:
-            if self._refreshed is None or self._refreshed == rejected:
+            if self._refreshes == refreshes_before:
                 self._refreshed = await self._token_source(True)
+                self._refreshes += 1
             return self._refreshed
 
 
