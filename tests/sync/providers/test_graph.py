@@ -397,15 +397,22 @@ async def test_a_429_stops_every_request_of_the_call(
     served: ServedEmulator, mailbox: EmulatedMailbox
 ) -> None:
     fill_mailbox(served, mailbox, random.Random(5), 40)
-    async with graph_adapter(served, mailbox, page_size=5) as adapter:
+    sent: list[httpx.Request] = []
+
+    async def remember(request: httpx.Request) -> None:
+        sent.append(request)
+
+    async with graph_adapter(
+        served, mailbox, page_size=5, event_hooks={"request": [remember]}
+    ) as adapter:
         batch = await adapter.full_sync_page(None, with_content=True)
         served.emulator.inject_fault(429, count=1, retry_after=5, user_ref=mailbox.oid)
         with pytest.raises(RateLimited) as raised:
             await adapter.full_sync_page(batch.next_page_token, with_content=True)
-        sent = len(requests_to(served, mailbox))
+        sent_before = len(sent)
         await asyncio.sleep(0.1)
     assert raised.value.retry_after == 5.0
-    assert len(requests_to(served, mailbox)) == sent, "nothing is sent after RateLimited"
+    assert len(sent) == sent_before, "nothing is sent once RateLimited is raised"
     clock.advance(5)
 
 
@@ -455,7 +462,7 @@ async def test_a_token_rejected_after_refresh_raises_auth_expired(
         with pytest.raises(AuthExpired):
             await adapter.list_folders()
     assert calls[0] is False
-    assert 1 <= calls.count(True) <= calls.count(False), "one refresh per rejected request"
+    assert calls.count(True) == 1, "requests rejected together share one refresh"
 
 
 async def test_a_big_mailbox_never_sees_more_than_four_concurrent_requests(
