@@ -339,18 +339,9 @@ async def test_a_dead_skip_token_during_full_sync_restarts_that_folder(
     assert_in_step(cache, served, mailbox)
 
 
-@pytest.mark.parametrize(
-    "cursor",
-    [
-        "",
-        "not json",
-        '{"v": 99}',
-        '{"v":1,"kind":"page","tree":"","root":null,"known":{},"folders":[]}',
-    ],
-)
 async def test_an_unreadable_cursor_means_cursor_expired(
-    served: ServedEmulator, mailbox: EmulatedMailbox, cursor: str
+    served: ServedEmulator, mailbox: EmulatedMailbox
 ) -> None:
     async with graph_adapter(served, mailbox) as adapter:
         with pytest.raises(CursorExpired):
-            await adapter.changes_since(cursor, with_content=False)
+            await adapter.changes_since("not a Graph cursor", with_content=False)

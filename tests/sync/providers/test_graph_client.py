@@ -1,0 +1,129 @@
+"""GraphClient's answers to Graph's refusals, on an in-memory transport (no emulator needed)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from sync.providers.errors import (
+    CursorExpired,
+    PermanentError,
+    ProviderError,
+    RateLimited,
+    TransientError,
+)
+from sync.providers.graph_client import DeltaGone, GraphClient, ItemNotFound
+from sync.providers.graph_state import SyncState
+
+BASE = "https://graph.example.test"
+SECRET_BODY = "secret-looking provider detail"
+
+
+async def static_token(force_refresh: bool) -> str:
+    return "token-refreshed" if force_refresh else "token"
+
+
+def refusal(status: int, code: str = "", **headers: str) -> httpx.Response:
+    body = {"error": {"code": code, "message": SECRET_BODY}} if code else None
+    return httpx.Response(status, json=body, headers=headers)
+
+
+@pytest.fixture
+async def answer_with() -> AsyncIterator[Callable[[httpx.Response], GraphClient]]:
+    opened: list[httpx.AsyncClient] = []
+
+    def make(response: httpx.Response) -> GraphClient:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: response))
+        opened.append(http)
+        return GraphClient(BASE, static_token, http=http)
+
+    yield make
+    for http in opened:
+        await http.aclose()
+
+
+@pytest.mark.parametrize(
+    ("response", "error", "code"),
+    [
+        (refusal(410, "syncStateNotFound"), DeltaGone, "DELTA_GONE"),
+        (refusal(400, "resyncRequired"), DeltaGone, "DELTA_GONE"),
+        (refusal(400, "InvalidSyncStateData"), DeltaGone, "DELTA_GONE"),
+        (refusal(404, "ErrorItemNotFound"), ItemNotFound, "NOT_FOUND"),
+        (refusal(403, "ErrorAccessDenied"), PermanentError, "ACCESS_DENIED"),
+        (refusal(400, "ErrorInvalidUrlQuery"), PermanentError, "GRAPH_400"),
+        (refusal(500, "generalException"), TransientError, "TRANSIENT"),
+        (refusal(502), TransientError, "TRANSIENT"),
+        (refusal(503, "ServiceUnavailable", **{"Retry-After": "3"}), TransientError, "TRANSIENT"),
+        (refusal(504), TransientError, "TRANSIENT"),
+        (refusal(429, "TooManyRequests"), RateLimited, "RATE_LIMITED"),
+    ],
+)
+async def test_refusals_become_typed_errors_without_the_body(
+    answer_with: Callable[[httpx.Response], GraphClient],
+    response: httpx.Response,
+    error: type[ProviderError],
+    code: str,
+) -> None:
+    with pytest.raises(error) as raised:
+        await answer_with(response).get_json("/v1.0/me/messages/x")
+    assert raised.value.code == code
+    assert SECRET_BODY not in str(raised.value)
+    assert "token" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("header", "expected"), [("12", 12.0), ("0", 0.0), (None, None)])
+async def test_retry_after_is_passed_on_exactly(
+    answer_with: Callable[[httpx.Response], GraphClient],
+    header: str | None,
+    expected: float | None,
+) -> None:
+    headers = {"Retry-After": header} if header is not None else {}
+    with pytest.raises(RateLimited) as raised:
+        await answer_with(refusal(429, "TooManyRequests", **headers)).get_json("/v1.0/me")
+    assert raised.value.retry_after == expected
+
+
+async def test_an_http_date_retry_after_leaves_the_wait_to_the_engine(
+    answer_with: Callable[[httpx.Response], GraphClient],
+) -> None:
+    response = refusal(429, **{"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"})
+    with pytest.raises(RateLimited) as raised:
+        await answer_with(response).get_json("/v1.0/me")
+    assert raised.value.retry_after is None
+
+
+async def test_the_token_never_goes_to_another_host(
+    answer_with: Callable[[httpx.Response], GraphClient],
+) -> None:
+    client = answer_with(httpx.Response(200, json={}))
+    assert client.relative(f"{BASE}/v1.0/me/messages?$skiptoken=a") == (
+        "/v1.0/me/messages?$skiptoken=a"
+    )
+    for foreign in ("https://evil.example/v1.0/me", f"{BASE}.evil.example/v1.0", f"{BASE}@evil"):
+        with pytest.raises(PermanentError):
+            await client.get_json(foreign)
+
+
+async def test_malformed_json_is_transient(
+    answer_with: Callable[[httpx.Response], GraphClient],
+) -> None:
+    with pytest.raises(TransientError):
+        await answer_with(httpx.Response(200, text="<html>proxy</html>")).get_json("/v1.0/me")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[]",
+        '{"v": 1, "kind": "cursor"}',
+        '{"v":1,"kind":"cursor","tree":"/t","root":null,"known":{},"folders":[{"id":"f",'
+        '"name":"F","parent":null,"role":"custom","total":0,"unread":0,"link":null,'
+        '"done":false,"body":false,"restarted":false}]}',
+    ],
+)
+def test_unreadable_or_unfinished_cursors_are_expired(text: str) -> None:
+    with pytest.raises(CursorExpired):
+        SyncState.decode(text, "cursor")
