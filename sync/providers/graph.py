@@ -30,15 +30,10 @@ from typing import Any
 import httpx
 
 from app.types import FolderRole
+from sync.providers.adapter import TokenSource
 from sync.providers.errors import PermanentError, TransientError
 from sync.providers.graph_changes import FolderRound, merge_rounds
-from sync.providers.graph_client import (
-    DeltaGone,
-    GraphClient,
-    ItemNotFound,
-    TokenSource,
-    gather_all,
-)
+from sync.providers.graph_client import DeltaGone, GraphClient, ItemNotFound, gather_all
 from sync.providers.graph_delta import (
     FOLDER_TREE_DELTA,
     attachment_path,
@@ -65,7 +60,7 @@ from sync.providers.records import (
     MessageContent,
 )
 
-__all__ = ["GraphAdapter", "TokenSource"]
+__all__ = ["GraphAdapter"]
 
 
 class GraphAdapter:
@@ -153,14 +148,17 @@ class GraphAdapter:
         )
 
     async def fetch_content(self, provider_id: str) -> MessageContent:
-        item = await self._client.get_json(f"{message_path(provider_id)}?$select=body")
+        item = await self._client.get_json(
+            f"{message_path(provider_id)}?$select=body", "messages.get"
+        )
         return message_content(item) or MessageContent(text_body=None, html_body=None)
 
     async def fetch_attachment(self, provider_id: str, attachment: AttachmentRecord) -> bytes:
         if attachment.provider_attachment_id is None:
             raise PermanentError("a Graph attachment needs its id", code="NO_ATTACHMENT_ID")
         return await self._client.get_bytes(
-            f"{attachment_path(provider_id, attachment.provider_attachment_id)}/$value"
+            f"{attachment_path(provider_id, attachment.provider_attachment_id)}/$value",
+            "attachments.value",
         )
 
     async def aclose(self) -> None:
@@ -209,7 +207,9 @@ class GraphAdapter:
 
         async def folder_id(name: str) -> tuple[str, str | None]:
             try:
-                body = await self._client.get_json(f"{folder_path(name)}?$select=id")
+                body = await self._client.get_json(
+                    f"{folder_path(name)}?$select=id", "mailFolders.get"
+                )
             except ItemNotFound:
                 return name, None
             return name, str(body["id"])

@@ -1,47 +1,44 @@
 """HTTP to Microsoft Graph for one mailbox: auth, Prefer headers, concurrency and typed errors.
 
-`GraphClient` is the only part of the Graph adapter that touches the network. Every request goes
+`GraphClient` is the only part of the Graph adapter that touches the network. Every request is a
+GET with `Prefer: IdType="ImmutableId", odata.maxpagesize=N` (M3, M7) through the shared
+`sync.providers.http` plumbing (`BearerAuth`: one forced token refresh on 401, shared by the
+requests rejected together), and fails with a typed error:
 
-    token_source(False) -> GET with Bearer, Prefer: IdType="ImmutableId", odata.maxpagesize=N
-      401        -> token_source(True), once, shared by concurrent callers -> retry -> AuthExpired
-      429        -> RateLimited(retry_after = the Retry-After seconds)   (never sleeps itself)
-      5xx, timeouts, resets                          -> TransientError
-      410, syncStateNotFound, resyncRequired, ...    -> DeltaGone   (the adapter restarts a folder)
-      404        -> ItemNotFound;  other refusals    -> PermanentError
+    410, or code syncStateNotFound / resyncRequired / InvalidSyncStateData -> DeltaGone (M5;
+                                                          the adapter restarts that folder)
+    404                                                 -> ItemNotFound (callers decide)
+    401 after the refresh -> AuthExpired; 429 -> RateLimited(retry_after = Retry-After seconds);
+    5xx, timeouts, resets -> TransientError; anything else -> PermanentError   (`error_for_status`)
 
-with at most ``max_concurrency`` requests in flight (Graph allows 4 concurrent requests per app
-per mailbox, M6): the semaphore lives here, so one client - and one adapter - per mailbox.
+At most ``max_concurrency`` requests are in flight at once (Graph allows 4 concurrent requests
+per app per mailbox, M6): the semaphore lives here, so one client - and one adapter - per mailbox.
 
-It must never send the bearer token to another host than ``base_url`` (links come back from the
-server and from stored cursors), never log anything, and never put a token or a response body
-into an error: errors carry the status and Graph's short error code only.
+It never sends the bearer token to a host other than ``base_url`` (links come back from the
+server and from stored cursors), never sleeps (the engine honours Retry-After), never logs, and
+errors name the call and the status, never a token or a response body.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 import httpx
 
-from sync.providers.errors import (
-    AuthExpired,
-    PermanentError,
-    ProviderError,
-    RateLimited,
-    TransientError,
+from sync.providers.adapter import TokenSource
+from sync.providers.errors import PermanentError, ProviderError
+from sync.providers.http import (
+    DEFAULT_TIMEOUT,
+    BearerAuth,
+    error_for_status,
+    json_object,
+    transport_errors,
 )
 
-TokenSource = Callable[[bool], Awaitable[str]]
-"""force_refresh -> access token; raises AuthRevoked on invalid_grant (adapter.py's shape)."""
-
 API_ROOT = "/v1.0/me"
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 SYNC_STATE_CODES = frozenset({"syncStateNotFound", "resyncRequired", "InvalidSyncStateData"})
-TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
-_SAFE_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 T = TypeVar("T")
 
 
@@ -73,14 +70,11 @@ class GraphClient:
         if page_size < 1 or max_concurrency < 1:
             raise ValueError("page_size and max_concurrency must be positive")
         self.base_url = base_url.rstrip("/")
-        self._token_source = token_source
+        self._auth = BearerAuth(token_source)
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
         self._prefer = f'IdType="ImmutableId", odata.maxpagesize={page_size}'
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._refresh_lock = asyncio.Lock()
-        self._refreshes = 0
-        self._refreshed = ""
 
     def relative(self, link: str) -> str:
         """A link from Graph, without our base URL (what cursors store); refuses other hosts."""
@@ -90,87 +84,45 @@ class GraphClient:
             return link
         raise PermanentError("Graph returned a link to another host", code="FOREIGN_LINK")
 
-    async def get_json(self, link: str) -> dict[str, Any]:
-        response = await self._get(link)
-        try:
-            body = response.json()
-        except ValueError:
-            raise TransientError("Graph answered with malformed JSON") from None
-        if not isinstance(body, dict):
-            raise TransientError("Graph answered with unexpected JSON")
-        return body
+    async def get_json(self, link: str, what: str) -> dict[str, Any]:
+        """GET a path under ``base_url`` or a link Graph gave; ``what`` names the call in errors."""
+        return json_object(await self._get(link, what), what)
 
-    async def get_bytes(self, link: str) -> bytes:
-        return (await self._get(link)).content
+    async def get_bytes(self, link: str, what: str) -> bytes:
+        return (await self._get(link, what)).content
 
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()
 
-    async def _get(self, link: str) -> httpx.Response:
+    async def _get(self, link: str, what: str) -> httpx.Response:
         url = f"{self.base_url}{self.relative(link)}"
-        refreshes_before = self._refreshes
-        response = await self._send(url, await self._token_source(False))
-        if response.status_code == 401:
-            response = await self._send(url, await self._refreshed_token(refreshes_before))
-            if response.status_code == 401:
-                raise AuthExpired("Graph rejected a freshly refreshed access token")
-        _raise_for_status(response)
-        return response
-
-    async def _send(self, url: str, token: str) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}", "Prefer": self._prefer}
         # The slot is held until the body is read: Graph counts a request as running until then.
         async with self._slots:
-            try:
-                return await self._http.get(url, headers=headers)
-            except httpx.TimeoutException as error:
-                raise TransientError("Graph timed out") from error
-            except httpx.TransportError as error:
-                raise TransientError("Graph could not be reached") from error
-
-    async def _refreshed_token(self, refreshes_before: int) -> str:
-        # Requests rejected together share one refresh: a refresh that finished after this
-        # request was sent already answers its 401.
-        async with self._refresh_lock:
-            if self._refreshes == refreshes_before:
-                self._refreshed = await self._token_source(True)
-                self._refreshes += 1
-            return self._refreshed
+            with transport_errors(what):
+                response = await self._http.get(
+                    url, headers={"Prefer": self._prefer}, auth=self._auth
+                )
+        if response.status_code >= 400:
+            raise _error(response, what)
+        return response
 
 
-def _raise_for_status(response: httpx.Response) -> None:
+def _error(response: httpx.Response, what: str) -> ProviderError:
     status = response.status_code
-    if status < 400:
-        return
-    code = _graph_error_code(response)
-    described = f"Graph answered {status} {code}".rstrip()
-    if status == 410 or code in SYNC_STATE_CODES:
-        raise DeltaGone(described)
-    if status == 429:
-        raise RateLimited(described, retry_after=_retry_after(response))
-    if status in TRANSIENT_STATUSES:
-        raise TransientError(described)
+    if status == 410 or _graph_error_code(response) in SYNC_STATE_CODES:
+        return DeltaGone(f"{what}: delta token expired (HTTP {status})")
     if status == 404:
-        raise ItemNotFound(described)
-    if status == 403:
-        raise PermanentError(described, code="ACCESS_DENIED")
-    raise PermanentError(described, code=f"GRAPH_{status}")
+        return ItemNotFound(f"{what}: not found")
+    return error_for_status(response, what)
 
 
 def _graph_error_code(response: httpx.Response) -> str:
-    """Graph's short error code (e.g. ErrorItemNotFound), the only part of a body we repeat."""
     try:
         code = response.json()["error"]["code"]
     except (ValueError, KeyError, TypeError):
         return ""
-    return code if isinstance(code, str) and _SAFE_CODE.match(code) else ""
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    # Graph sends whole seconds (M6); an HTTP-date or garbage leaves the back-off to the engine.
-    raw = response.headers.get("Retry-After", "").strip()
-    return float(raw) if raw.isascii() and raw.isdigit() else None
+    return code if isinstance(code, str) else ""
 
 
 async def gather_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:

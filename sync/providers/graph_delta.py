@@ -18,7 +18,8 @@ from sync.providers.errors import TransientError
 from sync.providers.graph_client import API_ROOT, DeltaGone, GraphClient
 from sync.providers.graph_records import FOLDER_FIELDS, message_select
 
-FOLDER_TREE_DELTA = f"{API_ROOT}/mailFolders/delta?$select={','.join(FOLDER_FIELDS)}"
+FOLDER_TREE_DELTA_PATH = f"{API_ROOT}/mailFolders/delta"
+FOLDER_TREE_DELTA = f"{FOLDER_TREE_DELTA_PATH}?$select={','.join(FOLDER_FIELDS)}"
 ID_LISTING_PAGE = 1000
 """Graph's largest $top for messages: listing ids is cheap, so ask for as many as allowed."""
 
@@ -64,7 +65,8 @@ class DeltaRound:
 
 
 async def delta_page(client: GraphClient, link: str) -> DeltaPage:
-    body = await client.get_json(link)
+    what = "mailFolders.delta" if link.startswith(FOLDER_TREE_DELTA_PATH) else "messages.delta"
+    body = await client.get_json(link, what)
     present: list[dict[str, Any]] = []
     removed: list[str] = []
     for item in body.get("value") or ():
@@ -107,7 +109,7 @@ async def folder_message_ids(client: GraphClient, folder_id: str) -> frozenset[s
     ids: set[str] = set()
     link: str | None = f"{folder_path(folder_id)}/messages?$select=id&$top={ID_LISTING_PAGE}"
     while link is not None:
-        body = await client.get_json(link)
+        body = await client.get_json(link, "messages.list")
         ids.update(str(item["id"]) for item in body.get("value") or () if "id" in item)
         following = body.get("@odata.nextLink")
         link = client.relative(following) if isinstance(following, str) else None

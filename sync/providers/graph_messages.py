@@ -49,7 +49,7 @@ async def message_records(
 
 async def _current_item(client: GraphClient, message_id: str, select: str) -> dict[str, Any] | None:
     try:
-        return await client.get_json(f"{message_path(message_id)}?$select={select}")
+        return await client.get_json(f"{message_path(message_id)}?$select={select}", "messages.get")
     except ItemNotFound:
         return None
 
@@ -59,7 +59,7 @@ async def _with_content(client: GraphClient, item: dict[str, Any]) -> MessageRec
     try:
         if "body" not in item:
             # The folder's delta link was started without bodies (M3: links keep their $select).
-            body = await client.get_json(f"{message_path(message_id)}?$select=body")
+            body = await client.get_json(f"{message_path(message_id)}?$select=body", "messages.get")
             item = {**item, "body": body.get("body")}
         attachments: list[AttachmentRecord] = []
         if item.get("hasAttachments") is True or references_inline_parts(item):
@@ -73,7 +73,7 @@ async def _attachments(client: GraphClient, message_id: str) -> list[AttachmentR
     found: list[AttachmentRecord] = []
     link: str | None = f"{attachment_path(message_id)}?$select={','.join(ATTACHMENT_FIELDS)}"
     while link is not None:
-        body = await client.get_json(link)
+        body = await client.get_json(link, "attachments.list")
         found += [attachment_record(a) for a in body.get("value") or () if isinstance(a, dict)]
         following = body.get("@odata.nextLink")
         link = client.relative(following) if isinstance(following, str) else None

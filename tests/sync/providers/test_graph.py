@@ -21,8 +21,9 @@ from app.types import FolderRole
 from emulators.graph_mime import Attachment, Recipient, build_mime
 from emulators.graph_store import MailMessage
 from emulators.graph_testing import EmulatedMailbox, ManualClock, ServedEmulator, serve_for_tests
+from sync.providers.adapter import TokenSource
 from sync.providers.errors import AuthExpired, RateLimited, TransientError
-from sync.providers.graph import GraphAdapter, TokenSource
+from sync.providers.graph import GraphAdapter
 from sync.providers.records import Address, ChangeBatch, FolderRecord, MessageRecord
 
 clock = ManualClock()

@@ -19,10 +19,11 @@ from sync.providers.graph_state import SyncState
 
 BASE = "https://graph.example.test"
 SECRET_BODY = "secret-looking provider detail"
+ACCESS_TOKEN = "eyJ0eXAi.access.token"
 
 
 async def static_token(force_refresh: bool) -> str:
-    return "token-refreshed" if force_refresh else "token"
+    return f"{ACCESS_TOKEN}-refreshed" if force_refresh else ACCESS_TOKEN
 
 
 def refusal(status: int, code: str = "", **headers: str) -> httpx.Response:
@@ -51,8 +52,8 @@ async def answer_with() -> AsyncIterator[Callable[[httpx.Response], GraphClient]
         (refusal(400, "resyncRequired"), DeltaGone, "DELTA_GONE"),
         (refusal(400, "InvalidSyncStateData"), DeltaGone, "DELTA_GONE"),
         (refusal(404, "ErrorItemNotFound"), ItemNotFound, "NOT_FOUND"),
-        (refusal(403, "ErrorAccessDenied"), PermanentError, "ACCESS_DENIED"),
-        (refusal(400, "ErrorInvalidUrlQuery"), PermanentError, "GRAPH_400"),
+        (refusal(403, "ErrorAccessDenied"), PermanentError, "HTTP_403"),
+        (refusal(400, "ErrorInvalidUrlQuery"), PermanentError, "HTTP_400"),
         (refusal(500, "generalException"), TransientError, "TRANSIENT"),
         (refusal(502), TransientError, "TRANSIENT"),
         (refusal(503, "ServiceUnavailable", **{"Retry-After": "3"}), TransientError, "TRANSIENT"),
@@ -67,10 +68,10 @@ async def test_refusals_become_typed_errors_without_the_body(
     code: str,
 ) -> None:
     with pytest.raises(error) as raised:
-        await answer_with(response).get_json("/v1.0/me/messages/x")
+        await answer_with(response).get_json("/v1.0/me/messages/x", "messages.get")
     assert raised.value.code == code
     assert SECRET_BODY not in str(raised.value)
-    assert "token" not in str(raised.value)
+    assert ACCESS_TOKEN not in str(raised.value)
 
 
 @pytest.mark.parametrize(("header", "expected"), [("12", 12.0), ("0", 0.0), (None, None)])
@@ -81,17 +82,8 @@ async def test_retry_after_is_passed_on_exactly(
 ) -> None:
     headers = {"Retry-After": header} if header is not None else {}
     with pytest.raises(RateLimited) as raised:
-        await answer_with(refusal(429, "TooManyRequests", **headers)).get_json("/v1.0/me")
+        await answer_with(refusal(429, "TooManyRequests", **headers)).get_json("/v1.0/me", "me.get")
     assert raised.value.retry_after == expected
-
-
-async def test_an_http_date_retry_after_leaves_the_wait_to_the_engine(
-    answer_with: Callable[[httpx.Response], GraphClient],
-) -> None:
-    response = refusal(429, **{"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"})
-    with pytest.raises(RateLimited) as raised:
-        await answer_with(response).get_json("/v1.0/me")
-    assert raised.value.retry_after is None
 
 
 async def test_the_token_never_goes_to_another_host(
@@ -103,14 +95,16 @@ async def test_the_token_never_goes_to_another_host(
     )
     for foreign in ("https://evil.example/v1.0/me", f"{BASE}.evil.example/v1.0", f"{BASE}@evil"):
         with pytest.raises(PermanentError):
-            await client.get_json(foreign)
+            await client.get_json(foreign, "messages.delta")
 
 
 async def test_malformed_json_is_transient(
     answer_with: Callable[[httpx.Response], GraphClient],
 ) -> None:
     with pytest.raises(TransientError):
-        await answer_with(httpx.Response(200, text="<html>proxy</html>")).get_json("/v1.0/me")
+        await answer_with(httpx.Response(200, text="<html>proxy</html>")).get_json(
+            "/v1.0/me", "me.get"
+        )
 
 
 @pytest.mark.parametrize(
