@@ -1,4 +1,4 @@
-"""The ``inbox-api`` command: serve, migrate, owners, tokens, schema. Wiring only.
+"""The ``inbox-api`` command: serve, migrate, owners, tokens, vault, schema. Wiring only.
 
 Every command reads its settings from ``INBOX_API_*`` environment variables (see README);
 options given here override them. Raw tokens are printed once, to stdout, and nowhere else.
@@ -125,6 +125,108 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _vault_command(work: Callable[[], Awaitable[None]], settings: Settings) -> int:
+    """Run a vault command with the database open; its expected failures end in one line."""
+    from app.services.errors import ServiceError
+    from app.services.vault_keys import VaultSetupError
+    from vault import VaultError
+
+    async def go() -> int:
+        await open_database(settings, apply_migrations=not settings.is_postgres)
+        try:
+            await work()
+        except (VaultError, VaultSetupError, ServiceError) as error:
+            print(f"inbox-api vault: {error}", file=sys.stderr)
+            return 1
+        finally:
+            await close_database()
+        return 0
+
+    return _run(go())
+
+
+def _key_source(settings: Settings) -> str:
+    from app.services.vault_keys import keys_from_environment
+
+    if keys_from_environment(settings):
+        return f"{ENV_PREFIX}VAULT_KEYS"
+    return str(settings.effective_vault_key_file)
+
+
+def cmd_vault_init(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.vault_keys import VaultSetupError, create_keyring_file
+    from vault import VaultError
+
+    try:
+        ring = create_keyring_file(settings)
+    except (VaultError, VaultSetupError) as error:
+        print(f"inbox-api vault: {error}", file=sys.stderr)
+        return 1
+    print(f"created vault key file {settings.effective_vault_key_file} (key {ring.primary_id})")
+    print("back it up, and give every process that shares the database the same file")
+    return 0
+
+
+def cmd_vault_status(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.rotation import credential_counts_by_key
+    from app.services.vault_keys import read_keyring
+
+    async def work() -> None:
+        ring = read_keyring(settings)
+        counts = await credential_counts_by_key()
+        print(f"key ring: {_key_source(settings)}")
+        for key_id in ring.key_ids:
+            role = " (primary)" if key_id == ring.primary_id else ""
+            print(f"  {key_id}{role}: {counts.pop(key_id, 0)} credentials")
+        for key_id, count in counts.items():
+            print(f"  {key_id} (NOT IN THE RING): {count} credentials cannot be opened")
+
+    return _vault_command(work, settings)
+
+
+def cmd_vault_add_key(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.credentials import verify_keyring
+    from app.services.vault_keys import add_key_to_file, read_keyring
+
+    async def work() -> None:
+        await verify_keyring(read_keyring(settings))
+        ring = add_key_to_file(settings, key_id=args.key_id)
+        key_id = ring.key_ids[-1]
+        print(f"added key {key_id} to {settings.effective_vault_key_file} (not primary)")
+        print(f"once every process has the file: inbox-api vault rotate --promote {key_id}")
+
+    return _vault_command(work, settings)
+
+
+def cmd_vault_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.rotation import RotationReport, rotate
+
+    def progress(report: RotationReport) -> None:
+        print(f"rewrapped {report.done}/{report.total}", flush=True)
+
+    async def work() -> None:
+        report = await rotate(
+            settings,
+            new_key=args.new_key,
+            promote=args.promote,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
+        if report.total == 0:
+            progress(report)
+        print(f"{report.rewrapped} credentials re-wrapped to key {report.primary_id}")
+        if report.changed_meanwhile:
+            print(f"{report.changed_meanwhile} were rewritten meanwhile; run again to check them")
+        for failed in report.unreadable:
+            print(
+                f"UNREADABLE: credential {failed.credential_id} ({failed.kind.value}) of account "
+                f"{failed.account_id}, key {failed.key_id}: {failed.failure}; account marked "
+                "needs_attention"
+            )
+
+    return _vault_command(work, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inbox-api", description="Inbox API: one GraphQL API over your users' mailboxes."
@@ -169,6 +271,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create_token.add_argument("--expires-at", help="ISO 8601 time (UTC if no offset)")
     create_token.set_defaults(handler=cmd_tokens_create)
+
+    vault = commands.add_parser("vault", help="manage the vault key ring").add_subparsers(
+        dest="vault_command", required=True, metavar="COMMAND"
+    )
+    vault.add_parser("init", help="create the key file (for PostgreSQL set-ups)").set_defaults(
+        handler=cmd_vault_init
+    )
+    vault.add_parser("status", help="key ids and how many credentials each wraps").set_defaults(
+        handler=cmd_vault_status
+    )
+    add_key = vault.add_parser("add-key", help="add a key to the key file, not yet primary")
+    add_key.add_argument("--key-id", help="id of the new key (default: random)")
+    add_key.set_defaults(handler=cmd_vault_add_key)
+    rotate = vault.add_parser(
+        "rotate", help="re-wrap every credential to the primary key (resumable)"
+    )
+    new_primary = rotate.add_mutually_exclusive_group()
+    new_primary.add_argument("--new-key", action="store_true", help="add a new primary key first")
+    new_primary.add_argument("--promote", metavar="KEY_ID", help="make this key primary first")
+    rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
+    rotate.set_defaults(handler=cmd_vault_rotate)
 
     schema = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
     schema.add_argument("--output", help="write to this file instead of stdout")

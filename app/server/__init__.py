@@ -29,6 +29,7 @@ from app.server.graphql_view import InboxGraphQL
 from app.server.http_errors import internal_error_handler
 from app.server.middleware import RequestGuard
 from app.server.revocations import forget_revoked_tokens
+from app.services.credentials import start_vault
 from app.services.usage_log import UsageLogWriter
 from app.settings import Settings
 from resolvers.context import Services
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> RequestGuard:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await open_database(settings, apply_migrations=not settings.is_postgres)
+        await start_vault(settings)  # the key ring, checked against the sealed rows, or no start
         if isinstance(bus, PostgresBus):
             await bus.start()
         usage_writer.start()

@@ -22,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import Any, NamedTuple
-
-from tortoise.exceptions import IntegrityError
+from typing import NamedTuple
 
 from app import clock
 from app.models import Account, Credential
@@ -82,18 +80,19 @@ async def store_credential(
     ring = current_keyring() if keyring is None else keyring
     if not await Account.exists(id=account_id):
         raise NotFound("account not found")
-    values: dict[str, Any] = {
-        "ciphertext": seal(ring, secret, associated_data(account_id, kind)),
-        "key_id": ring.primary_id,
-        "rotated_at": clock.now(),
-    }
-    if await Credential.filter(account_id=account_id, kind=kind).update(**values):
-        return
-    try:
-        await Credential.create(account_id=account_id, kind=kind, **values)
-    except IntegrityError:
-        # Another writer created the row between our update and insert: last write wins.
-        await Credential.filter(account_id=account_id, kind=kind).update(**values)
+    row = Credential(
+        account_id=account_id,
+        kind=kind,
+        ciphertext=seal(ring, secret, associated_data(account_id, kind)),
+        key_id=ring.primary_id,
+        rotated_at=clock.now(),
+    )
+    # One upsert: concurrent writers of the same credential cannot collide; the last one wins.
+    await Credential.bulk_create(
+        [row],
+        on_conflict=["account_id", "kind"],
+        update_fields=["ciphertext", "key_id", "rotated_at"],
+    )
 
 
 async def read_credential(
