@@ -118,16 +118,43 @@ class GraphAdapter:
                 next_page_token=state.encode("page"),
                 complete=False,
             )
+        # A folder read early in the pass missed mail moved into it later, which apply's
+        # end-of-pass sweep would then delete: the last page carries one round of every folder.
+        listings = await self._restarted_folder_listings(state)
+        caught_up = await self._round_of_every_folder(state, with_content)
+        latest = {r.provider_id for r in caught_up.upserts} | set(caught_up.deletions)
         return ChangeBatch(
-            upserts=upserts,
-            deletions=gone,
-            folders=folders,
-            cursor=state.encode("cursor"),
-            folder_resyncs=await self._restarted_folder_listings(state),
+            upserts=[*(r for r in upserts if r.provider_id not in latest), *caught_up.upserts],
+            deletions=list(
+                dict.fromkeys([*(i for i in gone if i not in latest), *caught_up.deletions])
+            ),
+            folders=caught_up.folders if caught_up.folders is not None else folders,
+            cursor=caught_up.cursor,
+            folder_resyncs=[*listings, *caught_up.folder_resyncs],
         )
 
     async def changes_since(self, cursor: str, *, with_content: bool) -> ChangeBatch:
-        state = SyncState.decode(cursor, "cursor")
+        return await self._round_of_every_folder(SyncState.decode(cursor, "cursor"), with_content)
+
+    async def fetch_content(self, provider_id: str) -> MessageContent:
+        item = await self._client.get_json(
+            f"{message_path(provider_id)}?$select=body", "messages.get"
+        )
+        return message_content(item) or MessageContent(text_body=None, html_body=None)
+
+    async def fetch_attachment(self, provider_id: str, attachment: AttachmentRecord) -> bytes:
+        if attachment.provider_attachment_id is None:
+            raise PermanentError("a Graph attachment needs its id", code="NO_ATTACHMENT_ID")
+        return await self._client.get_bytes(
+            f"{attachment_path(provider_id, attachment.provider_attachment_id)}/$value",
+            "attachments.value",
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _round_of_every_folder(self, state: SyncState, with_content: bool) -> ChangeBatch:
+        """The folder tree's round, then every folder's (M1), merged; advances ``state``."""
         tree_changed, vanished = await self._folder_tree_round(state)
         syncs = list(state.folders.values())
         rounds = await gather_all(self._message_round(s, with_content) for s in syncs)
@@ -146,23 +173,6 @@ class GraphAdapter:
             cursor=state.encode("cursor"),
             folder_resyncs=merged.resyncs,
         )
-
-    async def fetch_content(self, provider_id: str) -> MessageContent:
-        item = await self._client.get_json(
-            f"{message_path(provider_id)}?$select=body", "messages.get"
-        )
-        return message_content(item) or MessageContent(text_body=None, html_body=None)
-
-    async def fetch_attachment(self, provider_id: str, attachment: AttachmentRecord) -> bytes:
-        if attachment.provider_attachment_id is None:
-            raise PermanentError("a Graph attachment needs its id", code="NO_ATTACHMENT_ID")
-        return await self._client.get_bytes(
-            f"{attachment_path(provider_id, attachment.provider_attachment_id)}/$value",
-            "attachments.value",
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     # -- folders ------------------------------------------------------------------------------
 

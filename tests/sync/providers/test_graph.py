@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -83,10 +83,13 @@ async def graph_adapter(
 
 @dataclass
 class Cache:
-    """What sync.apply must do with batches: upserts, then deletions, then folder resyncs."""
+    """What sync.apply does with batches: upserts, then deletions, then folder resyncs, then
+    (last page of a full sync) the sweep of every message the pass did not list."""
 
     messages: dict[str, MessageRecord] = field(default_factory=dict)
     folders: dict[str, FolderRecord] = field(default_factory=dict)
+    listed_by_pass: set[str] | None = None
+    """Ids a running full sync listed so far; None outside a full sync."""
 
     def apply(self, batch: ChangeBatch) -> set[str]:
         """Apply ``batch``; return the ids it deleted."""
@@ -96,28 +99,48 @@ class Cache:
         self.messages.update({record.provider_id: record for record in batch.upserts})
         deleted = {i for i in batch.deletions if self.messages.pop(i, None) is not None}
         for resync in batch.folder_resyncs:
-            for message_id, record in list(self.messages.items()):
-                in_folder = resync.folder_provider_id in record.label_ids
-                if in_folder and message_id not in resync.provider_ids:
-                    deleted.add(message_id)
-                    del self.messages[message_id]
+            deleted |= self._delete(
+                i
+                for i, record in self.messages.items()
+                if resync.folder_provider_id in record.label_ids and i not in resync.provider_ids
+            )
+        if self.listed_by_pass is not None:
+            self.listed_by_pass.update(upserted)
+            if batch.cursor is not None:
+                deleted |= self._delete(i for i in self.messages if i not in self.listed_by_pass)
+                self.listed_by_pass = None
         if batch.folders is not None:
             self.folders = {folder.provider_id: folder for folder in batch.folders}
         return deleted
+
+    def _delete(self, message_ids: Iterable[str]) -> set[str]:
+        doomed = set(message_ids)
+        for message_id in doomed:
+            del self.messages[message_id]
+        return doomed
 
 
 async def full_sync(
     adapter: GraphAdapter, cache: Cache, *, with_content: bool = False
 ) -> list[ChangeBatch]:
     """Every page of a full sync, applied; the last batch carries the cursor."""
-    batches = [await adapter.full_sync_page(None, with_content=with_content)]
+    return await resume_full_sync(adapter, cache, None, with_content=with_content)
+
+
+async def resume_full_sync(
+    adapter: GraphAdapter, cache: Cache, page_token: str | None, *, with_content: bool = False
+) -> list[ChangeBatch]:
+    """The pages of a full sync from ``page_token`` on, applied."""
+    if page_token is None:
+        cache.listed_by_pass = set()
+    batches = [await adapter.full_sync_page(page_token, with_content=with_content)]
     cache.apply(batches[0])
     while batches[-1].cursor is None:
         assert batches[-1].next_page_token is not None
         assert not batches[-1].complete
-        batch = await adapter.full_sync_page(batches[-1].next_page_token, with_content=with_content)
-        cache.apply(batch)
-        batches.append(batch)
+        token = batches[-1].next_page_token
+        batches.append(await adapter.full_sync_page(token, with_content=with_content))
+        cache.apply(batches[-1])
     assert batches[-1].next_page_token is None
     assert batches[-1].complete
     return batches
@@ -291,7 +314,7 @@ async def test_a_full_sync_resumes_from_a_stored_page_token(
     served: ServedEmulator, mailbox: EmulatedMailbox
 ) -> None:
     fill_mailbox(served, mailbox, random.Random(3), 30)
-    cache = Cache()
+    cache = Cache(listed_by_pass=set())
     async with graph_adapter(served, mailbox, page_size=4) as adapter:
         batch = await adapter.full_sync_page(None, with_content=False)
         cache.apply(batch)
@@ -301,12 +324,31 @@ async def test_a_full_sync_resumes_from_a_stored_page_token(
 
     # A new worker, a new adapter: only the stored token carries over.
     async with graph_adapter(served, mailbox, page_size=4) as adapter:
-        token: str | None = batch.next_page_token
-        while token is not None:
-            batch = await adapter.full_sync_page(token, with_content=False)
-            cache.apply(batch)
-            token = batch.next_page_token
-    assert batch.cursor is not None
+        batches = await resume_full_sync(adapter, cache, batch.next_page_token)
+    assert batches[-1].cursor is not None
+    assert record_view(cache) == expected_messages(served, mailbox)
+
+
+async def test_mail_moved_into_a_folder_already_listed_survives_the_end_of_pass_sweep(
+    served: ServedEmulator, mailbox: EmulatedMailbox
+) -> None:
+    emulator, oid = served.emulator, mailbox.oid
+    for n in range(12):
+        emulator.add_message(oid, subject=f"inbox {n}")
+    later = emulator.create_folder(oid, "Listed last")
+    wanderer = emulator.add_message(oid, folder=later.id, subject="moves during the pass")
+    cache = Cache(listed_by_pass=set())
+    async with graph_adapter(served, mailbox, page_size=5) as adapter:
+        first = await adapter.full_sync_page(None, with_content=False)
+        cache.apply(first)
+        # Sent Items was listed (empty) by the first page, "Listed last" was not started yet.
+        emulator.move_message(oid, wanderer.immutable_id, "sentitems")
+        batches = await resume_full_sync(adapter, cache, first.next_page_token)
+
+    sent = emulator.folder(oid, "sentitems").id
+    last_page = {r.provider_id: r.label_ids for r in batches[-1].upserts}
+    assert last_page[wanderer.immutable_id] == (sent,)
+    assert cache.messages[wanderer.immutable_id].label_ids == (sent,)
     assert record_view(cache) == expected_messages(served, mailbox)
 
 
