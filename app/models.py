@@ -67,6 +67,7 @@ class Account(Model):
     owner: fields.ForeignKeyRelation[Owner] = fields.ForeignKeyField(
         "models.Owner", related_name="accounts", on_delete=fields.CASCADE
     )
+    owner_id: int  # the column behind ``owner``, set by Tortoise
     provider = fields.CharEnumField(Provider, max_length=16)
     address = fields.CharField(max_length=320)
     display_name = fields.CharField(max_length=200, default="")
@@ -100,6 +101,31 @@ class Credential(Model):
     class Meta:
         table = "credentials"
         unique_together = (("account", "kind"),)
+
+
+class PendingAuthorization(Model):
+    """An OAuth consent an owner started and the provider has not answered yet (10 minutes).
+
+    Found by the SHA-256 of its ``state``: the state itself travels through the browser and is
+    never stored. The flow's secrets (PKCE verifier, nonce) are vault ciphertext. Single use: the
+    callback deletes the row it completes.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    state_digest = fields.CharField(max_length=64, unique=True)
+    owner: fields.ForeignKeyRelation[Owner] = fields.ForeignKeyField(
+        "models.Owner", related_name="pending_authorizations", on_delete=fields.CASCADE
+    )
+    owner_id: int
+    token_id = fields.BigIntField(null=True, description="the API token that started it")
+    provider = fields.CharEnumField(Provider, max_length=16)
+    sealed_flow = fields.BinaryField()
+    return_url = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "oauth_states"
 
 
 class SyncState(Model):

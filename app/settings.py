@@ -103,7 +103,19 @@ class Settings(BaseSettings):
         "https://login.microsoftonline.com/common", description="Microsoft identity authority."
     )
     microsoft_ca_file: Path | None = Field(
-        None, description="Extra CA bundle for the identity platform (tests, private clouds)."
+        None,
+        description="Extra CA bundle for the identity platform and Graph (tests, private clouds).",
+    )
+    google_ca_file: Path | None = Field(
+        None,
+        description="Extra CA bundle for Google's OAuth endpoints and the Gmail API (tests "
+        "against an emulator). Google's endpoints must be https either way.",
+    )
+    oauth_return_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins a connect mutation's `returnUrl` may point at (JSON list, e.g. "
+        '`["https://app.example.com"]`). Empty: no `returnUrl` is accepted and the OAuth '
+        "callback shows its own page.",
     )
     graph_api_base: str = Field(
         "https://graph.microsoft.com", description="Base URL of Microsoft Graph."

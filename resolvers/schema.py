@@ -24,6 +24,7 @@ from strawberry.types import ExecutionContext
 from app.settings import Settings
 from app.types import Action
 from resolvers.accounts import AccountQueries
+from resolvers.connect import ConnectMutation
 from resolvers.context import Context
 from resolvers.errors import CodedErrors
 from resolvers.ids import encode_id
@@ -59,7 +60,7 @@ class Query(AccountQueries):
 
 
 @strawberry.type
-class Mutation(OwnerMutation):
+class Mutation(OwnerMutation, ConnectMutation):
     pass
 
 

@@ -28,6 +28,7 @@ from app.graphiql import GRAPHIQL_MOUNT_PATH, GRAPHIQL_STATIC_DIR
 from app.server.graphql_view import InboxGraphQL
 from app.server.http_errors import internal_error_handler
 from app.server.middleware import RequestGuard
+from app.server.oauth_callback import oauth_routes
 from app.server.revocations import forget_revoked_tokens
 from app.services.credentials import start_vault
 from app.services.usage_log import UsageLogWriter
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> RequestGuard:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *oauth_routes(),
             Mount(GRAPHIQL_MOUNT_PATH, StaticFiles(directory=GRAPHIQL_STATIC_DIR)),
         ],
         lifespan=lifespan,

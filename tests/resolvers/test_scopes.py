@@ -49,6 +49,25 @@ SCOPED_FIELDS: list[tuple[str, Action, str, tuple[str, ...]]] = [
         'mutation { updateProfile(name: "New") { __typename } }',
         ("updateProfile",),
     ),
+    # A returnUrl outside the allow-list answers a MutationError: data without any OAuth client.
+    (
+        "Mutation.connectGmail",
+        Action.ACCOUNTS_MANAGE,
+        'mutation { connectGmail(returnUrl: "https://elsewhere.example/") { __typename } }',
+        ("connectGmail",),
+    ),
+    (
+        "Mutation.connectMicrosoft",
+        Action.ACCOUNTS_MANAGE,
+        'mutation { connectMicrosoft(returnUrl: "https://elsewhere.example/") { __typename } }',
+        ("connectMicrosoft",),
+    ),
+    (
+        "Mutation.disconnectAccount",
+        Action.ACCOUNTS_MANAGE,
+        'mutation { disconnectAccount(id: "QWNjb3VudDo5OTk5OTk5") { __typename } }',
+        ("disconnectAccount",),
+    ),
 ]
 
 

@@ -1,0 +1,66 @@
+"""The steps of a connect as a browser and an API client take them, shared by the tests here."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from emulators.graph_testing import ServedEmulator
+from emulators.microsoft_identity import read_form_post
+from tests.connect.conftest import PUBLIC_URL, ConnectApp, ServedGoogle
+
+_RESULT = """{ __typename
+  ... on ConnectStarted { authorizationUrl }
+  ... on MutationError { code message field } }"""
+CONNECT_GMAIL = (
+    "mutation($returnUrl: String, $loginHint: String) "
+    "{ connectGmail(returnUrl: $returnUrl, loginHint: $loginHint) " + _RESULT + " }"
+)
+CONNECT_MICROSOFT = (
+    "mutation($returnUrl: String, $loginHint: String) "
+    "{ connectMicrosoft(returnUrl: $returnUrl, loginHint: $loginHint) " + _RESULT + " }"
+)
+DISCONNECT = """mutation($id: ID!) { disconnectAccount(id: $id) { __typename
+  ... on AccountDisconnected { id revokedAtProvider }
+  ... on MutationError { code message } } }"""
+
+
+async def start(app: ConnectApp, token: str, mutation: str, **variables: Any) -> dict[str, Any]:
+    """The mutation's result object (ConnectStarted or MutationError)."""
+    body = await app.gql(token, mutation, **variables)
+    assert "errors" not in body, body
+    result: dict[str, Any] = next(iter(body["data"].values()))
+    return result
+
+
+async def authorization_url(app: ConnectApp, token: str, mutation: str, **variables: Any) -> str:
+    result = await start(app, token, mutation, **variables)
+    assert result["__typename"] == "ConnectStarted", result
+    url: str = result["authorizationUrl"]
+    return url
+
+
+async def google_consent(google: ServedGoogle, url: str) -> str:
+    """GET the consent URL without following redirects: the URL Google sends the browser to."""
+    async with google.client() as browser:
+        response = await browser.get(url, follow_redirects=False)
+    assert response.status_code == 302, response.text
+    location: str = response.headers["location"]
+    assert location.startswith(f"{PUBLIC_URL}/oauth/callback/google?"), location
+    return location
+
+
+async def microsoft_consent(microsoft: ServedEmulator, url: str) -> tuple[str, dict[str, str]]:
+    """GET the sign-in URL: the form_post page's action and fields, as the browser posts them."""
+    async with httpx.AsyncClient(verify=microsoft.tls.client_context(), trust_env=False) as browser:
+        response = await browser.get(url, follow_redirects=False)
+    assert response.status_code == 200, response.text
+    action, fields = read_form_post(response.text)
+    assert action == f"{PUBLIC_URL}/oauth/callback/microsoft"
+    return action, fields
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
