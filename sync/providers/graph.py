@@ -1,8 +1,9 @@
 """The Microsoft Graph mailbox adapter: Graph mail <-> plain records and typed errors.
 
-    full_sync_page(None) -> folder tree delta + well-known folders + first pages   (folders=...)
-    full_sync_page(token) -> one more page of up to `max_concurrency` folders' first delta
-                             rounds ... the last page returns `cursor` (every folder's deltaLink)
+    full_sync_page(None)  -> folder tree delta + well-known folders + first pages  (folders=...)
+    full_sync_page(token) -> one more page of each of up to `max_concurrency` folders' first
+                             delta rounds ... the last page adds one incremental round of every
+                             folder and returns `cursor` (every folder's deltaLink)
     changes_since(cursor) -> folder tree round, then every folder's round (M1), merged by
                              `graph_changes` (moves stay upserts; a 410 restarts one folder only)
 
@@ -19,7 +20,8 @@ come from `token_source`.
 Batches: `folders=` is always the complete folder list (absent folders are gone); apply
 upserts, then deletions, then `folder_resyncs`; an id is never both upserted and deleted in one
 batch. label_ids = (parentFolderId, "category:<name>"...). `with_content` may change between
-calls: a folder whose delta link lacks bodies gets them by one GET per message.
+calls (delta links keep the $select of their first call, M3): an item that comes without its
+body gets it by one GET.
 """
 
 from __future__ import annotations
@@ -243,13 +245,13 @@ class GraphAdapter:
         folder_id = sync.folder.provider_id
         start = message_delta_start(folder_id, with_content=with_content)
         if sync.link is None:
-            sync.link, sync.body = start, with_content
+            sync.link = start
         try:
             try:
                 page = await delta_page(self._client, sync.link)
             except DeltaGone:
                 # Pages already stored may hold messages deleted since: list the folder at the end.
-                sync.link, sync.body, sync.restarted = start, with_content, True
+                sync.link, sync.restarted = start, True
                 page = await delta_page(self._client, start)
         except ItemNotFound:
             del state.folders[folder_id]  # deleted since the tree was read
@@ -280,8 +282,6 @@ class GraphAdapter:
             result = await delta_round(self._client, sync.link, start)
         except ItemNotFound:
             return None
-        if result.restarted or sync.link is None:
-            sync.body = with_content
         sync.link, sync.done = result.delta_link, True
         return FolderRound(folder_id, result)
 

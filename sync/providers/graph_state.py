@@ -7,14 +7,13 @@ Both are compact JSON strings the engine stores without looking inside:
      "root": "<id of msgfolderroot>", "known": {"inbox": "<id>", ...},   well-known folders
      "folders": [{"id", "name", "parent", "role", "total", "unread",   the FolderRecord
                   "link": null | nextLink | deltaLink, "done": bool,   its message delta
-                  "body": bool, "restarted": bool}, ...]}
+                  "restarted": bool}, ...]}
 
 Links are kept relative to the base URL (so a cursor survives a change of host name) and stay
 opaque. In a cursor every folder is "done" (its link is a deltaLink, M2). A page token may hold
 folders not started yet (link null) or in the middle of their first round (a nextLink), so a
-killed worker resumes where the last stored page ended. "body" says whether the folder's link
-selects message bodies (delta links carry the options of their first call, M3); "restarted"
-marks a folder whose skip token died during the full sync. This module must never hold a
+killed worker resumes where the last stored page ended. "restarted" marks a folder whose skip
+token died during the full sync (its listing ends the pass). This module must never hold a
 credential or message content, and never touches the network.
 """
 
@@ -39,7 +38,6 @@ class FolderSync:
     folder: FolderRecord
     link: str | None = None
     done: bool = False
-    body: bool = False
     restarted: bool = False
 
 
@@ -102,7 +100,6 @@ def _folder_json(sync: FolderSync) -> dict[str, Any]:
         "unread": folder.unread_count,
         "link": sync.link,
         "done": sync.done,
-        "body": sync.body,
         "restarted": sync.restarted,
     }
 
@@ -119,7 +116,6 @@ def _folder_from_json(entry: dict[str, Any]) -> FolderSync:
         ),
         link=_optional_string(entry["link"]),
         done=bool(entry["done"]),
-        body=bool(entry["body"]),
         restarted=bool(entry["restarted"]),
     )
 

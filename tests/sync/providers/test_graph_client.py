@@ -115,7 +115,7 @@ async def test_malformed_json_is_transient(
         '{"v": 1, "kind": "cursor"}',
         '{"v":1,"kind":"cursor","tree":"/t","root":null,"known":{},"folders":[{"id":"f",'
         '"name":"F","parent":null,"role":"custom","total":0,"unread":0,"link":null,'
-        '"done":false,"body":false,"restarted":false}]}',
+        '"done":false,"restarted":false}]}',
     ],
 )
 def test_unreadable_or_unfinished_cursors_are_expired(text: str) -> None:
