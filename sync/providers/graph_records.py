@@ -70,9 +70,13 @@ def message_record(
     item: Mapping[str, Any],
     *,
     content: MessageContent | None = None,
-    attachments: Iterable[AttachmentRecord] = (),
+    attachments: Iterable[AttachmentRecord] | None = None,
 ) -> MessageRecord:
-    """A delta or GET item as a record (``content`` and ``attachments`` fetched by the caller)."""
+    """A delta or GET item as a record (``content`` and ``attachments`` fetched by the caller).
+
+    Delta never lists attachments: without ``attachments`` the record says it does not know
+    them, so apply keeps what an earlier fetch stored.
+    """
     folder_id = _text(item.get("parentFolderId"))
     categories = [c for c in item.get("categories") or () if isinstance(c, str)]
     flag = item.get("flag")
@@ -96,7 +100,8 @@ def message_record(
             *((folder_id,) if folder_id else ()),
             *(f"{CATEGORY_PREFIX}{name}" for name in categories),
         ),
-        attachments=tuple(attachments),
+        attachments=tuple(attachments or ()),
+        attachments_known=attachments is not None,
         content=content,
     )
 

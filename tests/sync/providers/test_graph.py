@@ -276,6 +276,7 @@ async def test_full_sync_equals_the_mailbox(
     assert record_view(cache) == expected_messages(served, mailbox)
     assert folder_view(cache) == expected_folders(served, mailbox)
     assert all(record.content is None for record in cache.messages.values())
+    assert not any(record.attachments_known for record in cache.messages.values())
     parents = {record.thread_provider_id for record in cache.messages.values()}
     assert len(parents) < len(cache.messages), "replies share their parent's conversation"
 
@@ -390,7 +391,11 @@ async def test_full_sync_with_content_carries_bodies_and_attachment_metadata(
     plain = cache.messages[text.immutable_id]
     assert plain.content is not None
     assert (plain.content.text_body, plain.content.html_body) == ("Just   text\nhere", None)
-    assert (plain.snippet, plain.attachments) == ("Just text here", ())
+    assert (plain.snippet, plain.attachments, plain.attachments_known) == (
+        "Just text here",
+        (),
+        True,
+    )
     assert [a.filename for a in cache.messages[inline_only.immutable_id].attachments] == [
         "logo.png"
     ]
