@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -10,10 +11,22 @@ from app import clock
 from app.auth.principal import Principal
 from app.models import Account as AccountRow
 from app.models import Credential, SyncState
-from app.types import AccountStatus, Action, Provider, SyncPhase
+from app.services import cache_policy
+from app.services.errors import ServiceError
+from app.types import AccountId, AccountStatus, Action, Provider, SyncPhase
+from resolvers import folders, messages, threads
 from resolvers.context import Context
+from resolvers.filters import MessageFilter, ThreadFilter
 from resolvers.ids import decode_typed, encode_id
+from resolvers.loaders import account_of as load_account
+from resolvers.node import Node
+from resolvers.owner import MutationError, MutationErrorCode
 from resolvers.permissions import requires
+
+if TYPE_CHECKING:
+    from resolvers.folders import Folder
+    from resolvers.messages import MessageConnection
+    from resolvers.threads import ThreadConnection
 
 strawberry.enum(Provider, description="Where a mailbox lives.")
 strawberry.enum(AccountStatus, description="Health of a connected account.")
@@ -43,7 +56,7 @@ class SyncStatus:
 
 
 @strawberry.type(description="A connected mailbox.")
-class Account:
+class Account(Node):
     id: strawberry.ID
     provider: Provider
     address: str
@@ -73,6 +86,47 @@ class Account:
             needs_reauthorization=self.status == AccountStatus.NEEDS_REAUTH,
         )
 
+    @strawberry.field(
+        extensions=requires(Action.MESSAGES_METADATA), description="Its folders or labels."
+    )
+    async def folders(
+        self, info: strawberry.Info[Context, None]
+    ) -> list[Annotated[Folder, strawberry.lazy("resolvers.folders")]]:
+        return await folders.folders_of(info, self.row_id)
+
+    @strawberry.field(
+        extensions=requires(Action.MESSAGES_METADATA),
+        description="Its threads, latest activity first.",
+    )
+    async def threads(
+        self,
+        info: strawberry.Info[Context, None],
+        filter: ThreadFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Annotated[ThreadConnection, strawberry.lazy("resolvers.threads")]:
+        page = threads.page_of(info, first, after, last, before)
+        criteria = threads.criteria_of(filter)
+        return await threads.threads_of(info, "t.account_id = {}", self.row_id, criteria, page)
+
+    @strawberry.field(
+        extensions=requires(Action.MESSAGES_METADATA), description="Its messages, newest first."
+    )
+    async def messages(
+        self,
+        info: strawberry.Info[Context, None],
+        filter: MessageFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Annotated[MessageConnection, strawberry.lazy("resolvers.messages")]:
+        page = messages.page_of(info, first, after, last, before)
+        criteria = messages.criteria_of(filter)
+        return await messages.messages_of(info, "m.account_id = {}", self.row_id, criteria, page)
+
     @classmethod
     def from_row(cls, row: AccountRow) -> Account:
         return cls(
@@ -88,6 +142,15 @@ class Account:
             ),
             row_id=row.id,
         )
+
+
+async def account_of(info: strawberry.Info[Context, None], account_id: int) -> Account:
+    """The account of an object the caller reads already (a message, thread or folder)."""
+    row = await load_account(info.context, account_id)
+    if row is None:
+        # The object was read in this request, so its account existed a moment ago.
+        raise LookupError("account vanished")
+    return Account.from_row(row)
 
 
 def visible_accounts(principal: Principal) -> dict[str, object]:
@@ -124,3 +187,47 @@ class AccountQueries:
     ) -> Account | None:
         row = await find_account(info.context.require_principal(), id)
         return None if row is None else Account.from_row(row)
+
+
+@strawberry.type
+class CachePolicyUpdated:
+    account: Account
+
+
+SetCachePolicyResult = Annotated[
+    CachePolicyUpdated | MutationError, strawberry.union("SetCachePolicyResult")
+]
+
+
+@strawberry.type
+class AccountMutation:
+    @strawberry.mutation(
+        extensions=requires(Action.ACCOUNTS_MANAGE),
+        description="Set how long and how much of an account's mail the cache keeps. Omitted "
+        "arguments stay as they are; `retentionDays: null` keeps cached mail forever.",
+    )
+    async def set_cache_policy(
+        self,
+        info: strawberry.Info[Context, None],
+        account_id: strawberry.ID,
+        retention_days: int | None = strawberry.UNSET,
+        cache_bodies: bool | None = None,
+        fetch_uncached_bodies: bool | None = None,
+    ) -> SetCachePolicyResult:
+        principal = info.context.require_principal()
+        number = decode_typed(account_id, "Account")
+        if number is None or not principal.may_touch(number):
+            return MutationError(code=MutationErrorCode.NOT_FOUND, message="account not found")
+        try:
+            row = await cache_policy.set_cache_policy(
+                principal.owner_id,
+                AccountId(number),
+                retention_days=cache_policy.KEEP
+                if retention_days is strawberry.UNSET
+                else retention_days,
+                cache_bodies=cache_bodies,
+                fetch_uncached_bodies=fetch_uncached_bodies,
+            )
+        except ServiceError as error:
+            return MutationError.from_service(error)
+        return CachePolicyUpdated(account=Account.from_row(row))

@@ -23,13 +23,17 @@ from strawberry.types import ExecutionContext
 
 from app.settings import Settings
 from app.types import Action
-from resolvers.accounts import AccountQueries
+from resolvers.accounts import AccountMutation, AccountQueries
 from resolvers.connect import ConnectMutation
 from resolvers.context import Context
 from resolvers.errors import CodedErrors
+from resolvers.folders import FolderQueries
 from resolvers.ids import encode_id
+from resolvers.lookup import NodeQueries
+from resolvers.messages import MessageQueries
 from resolvers.owner import Owner, OwnerMutation, resolve_viewer
 from resolvers.permissions import requires
+from resolvers.threads import ThreadQueries
 
 
 @strawberry.type(description="What the calling token is allowed to do.")
@@ -41,7 +45,7 @@ class CurrentToken:
 
 
 @strawberry.type
-class Query(AccountQueries):
+class Query(AccountQueries, MessageQueries, ThreadQueries, FolderQueries, NodeQueries):
     @strawberry.field(
         extensions=requires(Action.OWNER), description="The owner of the calling token."
     )
@@ -60,7 +64,7 @@ class Query(AccountQueries):
 
 
 @strawberry.type
-class Mutation(OwnerMutation, ConnectMutation):
+class Mutation(OwnerMutation, ConnectMutation, AccountMutation):
     pass
 
 

@@ -25,6 +25,7 @@ from app.db import close_database, database_reachable, open_database
 from app.events import InProcessBus
 from app.events.postgres import PostgresBus
 from app.graphiql import GRAPHIQL_MOUNT_PATH, GRAPHIQL_STATIC_DIR
+from app.server.attachments import attachment_download
 from app.server.graphql_view import InboxGraphQL
 from app.server.http_errors import internal_error_handler
 from app.server.middleware import RequestGuard
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> RequestGuard:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/attachments/{attachment_id}", attachment_download(services)),
             *oauth_routes(),
             Mount(GRAPHIQL_MOUNT_PATH, StaticFiles(directory=GRAPHIQL_STATIC_DIR)),
         ],

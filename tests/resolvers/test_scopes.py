@@ -15,7 +15,14 @@ import pytest
 from app.types import ALL_ACTIONS, Action
 from resolvers.ids import encode_id
 from tests.conftest import GraphQLCall, assert_forbidden
-from tests.factories import make_account, make_owner, make_token
+from tests.factories import (
+    make_account,
+    make_folder,
+    make_message,
+    make_owner,
+    make_thread,
+    make_token,
+)
 
 SCHEMA = (Path(__file__).resolve().parents[2] / "schema.graphql").read_text(encoding="utf-8")
 
@@ -68,7 +75,90 @@ SCOPED_FIELDS: list[tuple[str, Action, str, tuple[str, ...]]] = [
         'mutation { disconnectAccount(id: "QWNjb3VudDo5OTk5OTk5") { __typename } }',
         ("disconnectAccount",),
     ),
+    # The read API. $id is the account; $message has a cached body, $bare has none.
+    ("Query.messages", Action.MESSAGES_METADATA, "{ messages { nodes { id } } }", ("messages",)),
+    (
+        "Query.message",
+        Action.MESSAGES_METADATA,
+        "query($message: ID!) { message(id: $message) { id } }",
+        ("message",),
+    ),
+    ("Query.threads", Action.MESSAGES_METADATA, "{ threads { nodes { id } } }", ("threads",)),
+    (
+        "Query.thread",
+        Action.MESSAGES_METADATA,
+        "query($thread: ID!) { thread(id: $thread) { id } }",
+        ("thread",),
+    ),
+    ("Query.folders", Action.MESSAGES_METADATA, "{ folders { id } }", ("folders",)),
+    (
+        "Query.folder",
+        Action.MESSAGES_METADATA,
+        "query($folder: ID!) { folder(id: $folder) { id } }",
+        ("folder",),
+    ),
+    *(
+        (
+            f"Account.{edge}",
+            Action.MESSAGES_METADATA,
+            f"query($id: ID!) {{ account(id: $id) {{ {edge} {selection} }} }}",
+            ("account", edge),
+        )
+        for edge, selection in (
+            ("folders", "{ id }"),
+            ("threads", "{ nodes { id } }"),
+            ("messages", "{ nodes { id } }"),
+        )
+    ),
+    *(
+        (
+            f"{type_name}.account",
+            Action.ACCOUNTS_READ,
+            f"query($v: ID!) {{ {root}(id: $v) {{ account {{ address }} }} }}".replace(
+                "$v", "$" + root
+            ),
+            (root, "account"),
+        )
+        for type_name, root in (("Message", "message"), ("Thread", "thread"), ("Folder", "folder"))
+    ),
+    *(
+        (
+            f"Message.{field}",
+            Action.MESSAGES_CONTENT,
+            f"query($m: ID!) {{ message(id: $m) {{ {field} {selection} }} }}".replace(
+                "$m", "$bare" if field == "bodyUnavailableReason" else "$message"
+            ),
+            ("message", field),
+        )
+        for field, selection in (
+            ("bodySource", ""),
+            ("bodyUnavailableReason", ""),
+            ("textBody", ""),
+            ("htmlBody", ""),
+            ("hasRemoteImages", ""),
+            ("rawHtmlBody", ""),
+            ("rawMime", ""),
+            ("headers", "{ name }"),
+            ("attachments", "{ downloadUrl }"),
+        )
+    ),
+    (
+        "Mutation.setCachePolicy",
+        Action.ACCOUNTS_MANAGE,
+        "mutation($id: ID!) { setCachePolicy(accountId: $id, retentionDays: 30) { __typename } }",
+        ("setCachePolicy",),
+    ),
 ]
+
+
+# The scope of the field that leads to each type.
+PARENT_SCOPES: dict[str, set[Action]] = {
+    "Owner": {Action.OWNER},
+    "Account": {Action.ACCOUNTS_READ},
+    "Message": {Action.MESSAGES_METADATA},
+    "Thread": {Action.MESSAGES_METADATA},
+    "Folder": {Action.MESSAGES_METADATA},
+}
 
 
 def _scoped_fields_in_schema() -> set[str]:
@@ -104,11 +194,24 @@ async def test_scope_is_enforced(
 ) -> None:
     made = await make_owner()
     account = await make_account(made.owner)
-    variables = {"id": encode_id("Account", account.id)} if "$id" in query else {}
-    # Nested fields need their parent's scope: keep it, drop only the one under test.
-    parent_scopes = (
-        {Action.OWNER} if field.startswith("Owner.") and scope != Action.OWNER else set()
+    folder = await make_folder(account)
+    thread = await make_thread(account)
+    body = {"text_body": "t", "html_body": "<p>h</p>", "headers": [["A", "b"]], "raw_mime": b"m"}
+    attachment = {"filename": "a.txt", "content_type": "text/plain", "size": 1}
+    message = await make_message(
+        account, folders=[folder], thread=thread, body=body, attachments=[attachment]
     )
+    bare = await make_message(account)
+    known = {
+        "id": encode_id("Account", account.id),
+        "message": encode_id("Message", message.id),
+        "bare": encode_id("Message", bare.id),
+        "thread": encode_id("Thread", thread.id),
+        "folder": encode_id("Folder", folder.id),
+    }
+    variables = {name: value for name, value in known.items() if f"${name}:" in query}
+    # Nested fields need their parent's scope: keep it, drop only the one under test.
+    parent_scopes = PARENT_SCOPES.get(field.split(".")[0], set()) - {scope}
     without = await make_token(made.owner, actions=(ALL_ACTIONS - {scope}) | parent_scopes)
     denied = await gql(without, query, **variables)
     assert_forbidden(denied, scope.value)
