@@ -516,7 +516,7 @@ async def test_a_token_rejected_after_refresh_raises_auth_expired(
 async def test_a_big_mailbox_never_sees_more_than_four_concurrent_requests(
     served: ServedEmulator, mailbox: EmulatedMailbox
 ) -> None:
-    delivered = fill_mailbox(served, mailbox, random.Random(11), 300)
+    delivered = fill_mailbox(served, mailbox, random.Random(11), 200)
     served.emulator.set_latency(0.003)  # so that requests overlap on the server
     try:
         cache = Cache()

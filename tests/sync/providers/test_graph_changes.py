@@ -121,7 +121,7 @@ class History:
 async def test_random_histories_leave_the_cache_equal_to_the_mailbox(
     served: ServedEmulator, mailbox: EmulatedMailbox, seed: int
 ) -> None:
-    fill_mailbox(served, mailbox, random.Random(seed), 40)
+    fill_mailbox(served, mailbox, random.Random(seed), 30)
     history = History(served, mailbox, seed)
     cache = Cache()
     async with graph_adapter(served, mailbox, page_size=6) as adapter:
