@@ -216,7 +216,8 @@ class OAuthTokenSource:
             return current.token.reveal()
         async with self._lock:
             stored = await self._stored_access_token()
-            newer = stored is not None and (current is None or stored.token != current.token)
+            # Newer than the one handed out: another task or process refreshed meanwhile.
+            newer = stored is not None and current is not None and stored.token != current.token
             if stored is not None and stored.fresh() and (newer or not force_refresh):
                 self._current = stored
             else:

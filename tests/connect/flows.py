@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from app.models import Account
 from emulators.graph_testing import ServedEmulator
 from emulators.microsoft_identity import read_form_post
 from tests.connect.conftest import PUBLIC_URL, ConnectApp, ServedGoogle
@@ -64,3 +65,24 @@ async def microsoft_consent(microsoft: ServedEmulator, url: str) -> tuple[str, d
 
 def query_of(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+
+
+async def connect_gmail_account(app: ConnectApp, google: ServedGoogle, token: str) -> Account:
+    """A Gmail account connected through the whole flow, for a new emulator user."""
+    email = google.new_user()
+    url = await authorization_url(app, token, CONNECT_GMAIL, loginHint=email)
+    page = await app.http.get(await google_consent(google, url))
+    assert page.status_code == 200, page.text
+    return await Account.get(address=email)
+
+
+async def connect_microsoft_account(
+    app: ConnectApp, microsoft: ServedEmulator, token: str
+) -> Account:
+    """A Microsoft account connected through the whole flow, for a new emulator user."""
+    user = microsoft.new_mailbox().user
+    url = await authorization_url(app, token, CONNECT_MICROSOFT, loginHint=user.username)
+    action, fields = await microsoft_consent(microsoft, url)
+    page = await app.http.post(action, data=fields)
+    assert page.status_code == 200, page.text
+    return await Account.get(address=user.username)
