@@ -147,7 +147,8 @@ async def _exchange(settings: Settings, pending: Pending, code: str) -> TokenGra
         raise pending.failed("PROVIDER_UNREACHABLE", "Google could not be reached.") from None
     finally:
         flow.oauth2session.close()
-    granted = set(token.get("scope") or GMAIL_SCOPES)
+    scopes = token.get("scope") or GMAIL_SCOPES  # oauthlib hands back a list
+    granted = set(scopes.split() if isinstance(scopes, str) else scopes)
     if not set(GMAIL_SCOPES) <= granted:
         raise pending.failed("SCOPE_NOT_GRANTED", "Gmail access was not granted.")
     return TokenGrant.from_response(

@@ -96,7 +96,7 @@ def connect_settings(
         **overrides,
     }
     return Settings(
-        database_url=base.effective_database_url,  # type: ignore[arg-type]
+        database_url=base.effective_database_url,
         data_dir=base.data_dir,
         embedded_worker=False,
         **values,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from app.models import Account
+from app.services.credentials import read_credential
+from app.types import AccountId, CredentialKind
 from emulators.graph_testing import ServedEmulator
 from emulators.microsoft_identity import read_form_post
 from tests.connect.conftest import PUBLIC_URL, ConnectApp, ServedGoogle
@@ -86,3 +89,11 @@ async def connect_microsoft_account(
     page = await app.http.post(action, data=fields)
     assert page.status_code == 200, page.text
     return await Account.get(address=user.username)
+
+
+async def stored_access_token(account_id: AccountId) -> str:
+    """The access token sealed in the vault for the account."""
+    sealed = await read_credential(account_id, CredentialKind.OAUTH_ACCESS_TOKEN)
+    assert sealed is not None
+    token: str = json.loads(sealed.reveal())["token"]
+    return token

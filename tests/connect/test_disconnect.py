@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from app.models import (
@@ -17,8 +16,7 @@ from app.models import (
     SyncState,
     Thread,
 )
-from app.services.credentials import read_credential
-from app.types import AccountId, CredentialKind, FolderRole
+from app.types import AccountId, FolderRole
 from emulators.graph_testing import ServedEmulator
 from resolvers.ids import encode_id
 from tests.connect.conftest import ConnectApp, ServedGoogle
@@ -27,6 +25,7 @@ from tests.connect.flows import (
     connect_gmail_account,
     connect_microsoft_account,
     start,
+    stored_access_token,
 )
 from tests.factories import make_account, make_owner, make_token
 
@@ -68,9 +67,7 @@ async def test_disconnecting_gmail_revokes_the_grant_and_erases_only_that_accoun
     kept = await connect_gmail_account(connect_app, google, made.token)
     for account in (gone, kept):
         await fill_cache(account)
-    sealed = await read_credential(AccountId(gone.id), CredentialKind.OAUTH_ACCESS_TOKEN)
-    assert sealed is not None
-    access_token = json.loads(sealed.reveal())["token"]
+    access_token = await stored_access_token(AccountId(gone.id))
     assert google.emulator.identity.authenticate(access_token) is not None
     before = await counts(kept.id)
 

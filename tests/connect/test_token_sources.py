@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 from functools import partial
 
@@ -28,7 +27,7 @@ from app.types import AccountId, AccountStatus, ChangeKind, CredentialKind, Prov
 from emulators.graph_testing import ServedEmulator
 from sync.providers.errors import AuthRevoked, TransientError
 from tests.connect.conftest import GOOGLE_CLIENT_ID, ConnectApp, ServedGoogle
-from tests.connect.flows import connect_microsoft_account
+from tests.connect.flows import connect_microsoft_account, stored_access_token
 from tests.factories import make_account, make_owner
 from vault import KeyRing, Secret
 
@@ -57,13 +56,6 @@ async def gmail_account(google: ServedGoogle) -> tuple[AccountId, str, str]:
     grant = TokenGrant.from_response(tokens.access_token, tokens.expires_in, tokens.refresh_token)
     await store_grant(AccountId(account.id), grant)
     return AccountId(account.id), email, tokens.access_token
-
-
-async def stored_access_token(account_id: AccountId) -> str:
-    sealed = await read_credential(account_id, CredentialKind.OAUTH_ACCESS_TOKEN)
-    assert sealed is not None
-    token: str = json.loads(sealed.reveal())["token"]
-    return token
 
 
 @pytest.fixture
