@@ -67,6 +67,7 @@ def _client(settings: Settings) -> tuple[str, str]:
         raise NotConfigured("Gmail is not configured on this server (Google OAuth client)")
     require_https(settings.google_auth_uri, "INBOX_API_GOOGLE_AUTH_URI")
     require_https(settings.google_token_uri, "INBOX_API_GOOGLE_TOKEN_URI")
+    require_https(settings.gmail_api_base, "INBOX_API_GMAIL_API_BASE")
     return settings.google_client_id, secret.get_secret_value()
 
 

@@ -17,8 +17,9 @@ account's "apps and services" page.
 
 MSAL runs synchronously on requests; every call runs in a worker thread with a fresh
 application object, so no token outlives the call in MSAL's cache. The authority must be https
-(MSAL insists); instance discovery and authority validation are off because the authority is
-the operator's own setting (and an emulator or private cloud is not on Microsoft's list).
+(MSAL insists) and so must Graph (tokens cross it); instance discovery and authority validation
+are off because the authority is the operator's own setting (and an emulator or private cloud
+is not on Microsoft's list).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ async def _with_msal(settings: Settings, call: Callable[[Any], T]) -> T:
     if not settings.microsoft_client_id or secret is None or not secret.get_secret_value():
         raise NotConfigured("Microsoft is not configured on this server (Entra app)")
     require_https(settings.microsoft_authority, "INBOX_API_MICROSOFT_AUTHORITY")
+    require_https(settings.graph_api_base, "INBOX_API_GRAPH_API_BASE")
     client_id, client_secret = settings.microsoft_client_id, secret.get_secret_value()
 
     def run() -> T:

@@ -30,7 +30,14 @@ from tests.connect.conftest import (
     connect_settings,
     open_connect_app,
 )
-from tests.connect.flows import CONNECT_GMAIL, authorization_url, google_consent, query_of, start
+from tests.connect.flows import (
+    CONNECT_GMAIL,
+    CONNECT_MICROSOFT,
+    authorization_url,
+    google_consent,
+    query_of,
+    start,
+)
 from tests.factories import make_account, make_owner, make_token
 from vault import KeyRing
 
@@ -294,31 +301,36 @@ async def test_reconnecting_revives_the_same_account(
     assert state.next_run_at <= clock.now()
 
 
-async def test_an_http_token_endpoint_is_refused_even_with_oauthlib_insecure_transport(
+@pytest.mark.parametrize(
+    ("setting", "connect"),
+    [
+        ("google_token_uri", CONNECT_GMAIL),
+        ("gmail_api_base", CONNECT_GMAIL),
+        ("graph_api_base", CONNECT_MICROSOFT),
+    ],
+)
+async def test_an_http_endpoint_is_refused_even_with_oauthlib_insecure_transport(
     settings_for_connect: Settings,
     google: ServedGoogle,
     microsoft: ServedEmulator,
     ring: KeyRing,
     events: InProcessBus,
     monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    connect: str,
 ) -> None:
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    insecure = connect_settings(
-        settings_for_connect,
-        google,
-        microsoft,
-        google_token_uri=google.emulator.urls(google.server.base_url).token_uri.replace(
-            "https://", "http://"
-        ),
-    )
+    url = str(getattr(settings_for_connect, setting)).replace("https://", "http://")
+    assert url.startswith("http://127.0.0.1:")
+    insecure = connect_settings(settings_for_connect, google, microsoft, **{setting: url})
     made = await make_owner()
     async for app in open_connect_app(insecure, events):
-        body = await app.gql(made.token, CONNECT_GMAIL)
+        body = await app.gql(made.token, connect)
 
     assert body["data"] is None
     [error] = body["errors"]
     assert error["extensions"]["code"] == "NOT_CONFIGURED"
-    assert "INBOX_API_GOOGLE_TOKEN_URI must be an https URL" in error["message"]
+    assert f"INBOX_API_{setting.upper()} must be an https URL" in error["message"]
 
 
 async def test_without_a_google_client_connecting_is_not_configured(
