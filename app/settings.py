@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(256 * 1024, description="Largest HTTP request body accepted.")
     default_page_size: int = Field(25, description="Page size when `first`/`last` is omitted.")
     max_page_size: int = Field(100, description="Largest `first`/`last` accepted.")
+    max_subscriptions_per_connection: int = Field(
+        20, description="Most subscriptions one WebSocket connection may run at once."
+    )
+    max_connections_per_token: int = Field(
+        100, description="Most WebSocket connections one token may hold open on one server process."
+    )
+    websocket_ping_seconds: float = Field(
+        15.0,
+        description="Seconds between the server's keep-alive pings on a WebSocket; the token is "
+        "checked again at each.",
+    )
 
     usage_log_retention_days: int = Field(90, description="Days API usage rows are kept.")
     termination_grace_days: int = Field(

@@ -12,6 +12,7 @@ from typing import Any
 from app.auth.authenticator import TokenAuthenticator
 from app.auth.principal import Principal
 from app.events import EventBus
+from app.services.change_tail import ChangeTail
 from app.services.errors import Forbidden
 from app.settings import Settings
 from app.types import Action, OwnerId
@@ -24,6 +25,10 @@ class Services:
     settings: Settings
     authenticator: TokenAuthenticator
     events: EventBus
+    changes: ChangeTail = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.changes = ChangeTail(self.events)
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from app.events import InProcessBus
 from app.events.postgres import PostgresBus
 from app.graphiql import GRAPHIQL_MOUNT_PATH, GRAPHIQL_STATIC_DIR
 from app.server.attachments import attachment_download
+from app.server.connection_limits import ConnectionRegistry
 from app.server.graphql_view import InboxGraphQL
 from app.server.http_errors import internal_error_handler
 from app.server.middleware import RequestGuard
@@ -61,32 +62,51 @@ def create_app(settings: Settings) -> RequestGuard:
     )
     services = Services(settings=settings, authenticator=TokenAuthenticator(), events=bus)
     schema = build_schema(settings, extra_extensions=[lambda: UsageLogging(usage_writer)])
-    graphql = InboxGraphQL(schema, services, allowed_origins=settings.allowed_origins)
+    connections = ConnectionRegistry(max_per_token=settings.max_connections_per_token)
+    graphql = InboxGraphQL(
+        schema,
+        services,
+        connections=connections,
+        allowed_origins=settings.allowed_origins,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        keep_alive_interval=settings.websocket_ping_seconds,
+    )
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await open_database(settings, apply_migrations=not settings.is_postgres)
-        await start_vault(settings)  # the key ring, checked against the sealed rows, or no start
+    async def background() -> AsyncIterator[None]:
+        """What runs beside the requests, on an open database: the event bus, the usage log
+        writer, the revocation watcher and the change-log tail of subscriptions."""
         if isinstance(bus, PostgresBus):
             await bus.start()
         usage_writer.start()
         revocations = asyncio.create_task(
-            forget_revoked_tokens(bus, services.authenticator), name="forget-revoked-tokens"
+            forget_revoked_tokens(bus, services.authenticator, connections),
+            name="forget-revoked-tokens",
         )
-        # Objects alive after start-up never need collecting: freezing them shortens the
-        # full collections that otherwise cause latency spikes.
-        gc.collect()
-        gc.freeze()
-        logger.info("Inbox API ready")
         try:
             yield
         finally:
             revocations.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await revocations
+            await services.changes.stop()
             await usage_writer.stop()
             if isinstance(bus, PostgresBus):
                 await bus.stop()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await open_database(settings, apply_migrations=not settings.is_postgres)
+        await start_vault(settings)  # the key ring, checked against the sealed rows, or no start
+        try:
+            async with background():
+                # Objects alive after start-up never need collecting: freezing them shortens
+                # the full collections that otherwise cause latency spikes.
+                gc.collect()
+                gc.freeze()
+                logger.info("Inbox API ready")
+                yield
+        finally:
             await close_database()
 
     app = Starlette(
@@ -104,6 +124,8 @@ def create_app(settings: Settings) -> RequestGuard:
     )
     app.state.services = services
     app.state.usage_writer = usage_writer
+    app.state.connections = connections
+    app.state.background = background
     return RequestGuard(app, max_body_bytes=settings.max_body_bytes)
 
 

@@ -2,30 +2,47 @@
 
 HTTP: POST only (no queries in GET URLs); the bearer token is read from the Authorization
 header and a bad one gets the single 401 answer. GET renders GraphiQL from our own static
-files. WebSocket: graphql-transport-ws only; the token comes in ``connection_init`` (browsers
-cannot set headers on a WebSocket) and a bad one closes the socket with 4403.
+files. WebSocket: graphql-transport-ws only, from the same origin or an allowed one; the token
+comes in ``connection_init`` (browsers cannot set headers on a WebSocket) and a bad one closes
+the socket with 4403. A token holds a capped number of connections (4429 past it), each a
+capped number of subscriptions. The server pings every ``keep_alive_interval`` seconds and
+checks the token again at each ping; revocation and termination close sockets at once
+(``app.server.connection_limits``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from app.graphiql import graphiql_html
+from app.server.connection_limits import (
+    CLOSE_FORBIDDEN,
+    CLOSE_TOO_MANY_CONNECTIONS,
+    ConnectionRegistry,
+    TooManyConnections,
+)
 from app.server.http_errors import STATUS_CODES, error_response, unauthenticated
 from resolvers.context import Context, Services
 from resolvers.errors import classify
@@ -41,28 +58,88 @@ def bearer_token(value: object) -> str | None:
     return token.strip()
 
 
+def _connection_token(context: Context) -> str | None:
+    params = context.connection_params
+    if not isinstance(params, Mapping):
+        return None
+    return bearer_token(params.get("Authorization") or params.get("authorization"))
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with keep-alive pings and a seat in the connection registry."""
+
+    @property
+    def inbox(self) -> InboxGraphQL:
+        return cast(InboxGraphQL, self.view)
+
+    async def handle(self) -> None:
+        key = id(self.context)
+        self.inbox.connections.open(key, self)
+        keep_alive = asyncio.create_task(self._keep_alive())
+        try:
+            await super().handle()
+        finally:
+            keep_alive.cancel()
+            self.inbox.connections.release(key)
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except TooManyConnections:
+            await self.websocket.close(
+                CLOSE_TOO_MANY_CONNECTIONS, "Too many connections for this token"
+            )
+
+    async def close_connection(self, code: int, reason: str) -> None:
+        """Stop every operation, then close the socket (a no-op if it is already closed)."""
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await self.websocket.close(code, reason)
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.inbox.ping_interval)
+            if not self.connection_acknowledged:
+                continue
+            # Catches expiry, and a revocation whose event this process missed.
+            if not await self.inbox.still_authorised(self.context):
+                await self.close_connection(CLOSE_FORBIDDEN, "Token no longer valid")
+                return
+            try:
+                await self.send_message({"type": "ping"})
+            except WebSocketDisconnected:
+                return
+
+
 class InboxGraphQL(GraphQL[Context, None]):
     """Strawberry's view, wired to Inbox API's authentication and limits."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(
         self,
         schema: BaseSchema,
         services: Services,
         *,
+        connections: ConnectionRegistry,
         allowed_origins: Sequence[str] = (),
         max_subscriptions_per_connection: int = 20,
+        keep_alive_interval: float = 15,
     ) -> None:
         super().__init__(
             schema,
             allow_queries_via_get=False,
             keep_alive=True,
-            keep_alive_interval=15,
+            keep_alive_interval=keep_alive_interval,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
             max_subscriptions_per_connection=max_subscriptions_per_connection,
             allowed_origins=allowed_origins,
         )
         self.services = services
+        self.connections = connections
+        self.ping_interval = keep_alive_interval
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,15 +167,17 @@ class InboxGraphQL(GraphQL[Context, None]):
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        params = context.connection_params
-        raw = None
-        if isinstance(params, Mapping):
-            raw = bearer_token(params.get("Authorization") or params.get("authorization"))
-        principal = await self.services.authenticator.authenticate(raw)
+        principal = await self.services.authenticator.authenticate(_connection_token(context))
         if principal is None:
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+        self.connections.admit(id(context), principal)
         context.principal = principal
         return await super().on_ws_connect(context)
+
+    async def still_authorised(self, context: Context) -> bool:
+        """Whether the connection's token still authenticates as the principal it began with."""
+        principal = await self.services.authenticator.authenticate(_connection_token(context))
+        return principal is not None and principal == context.principal
 
     async def process_result(
         self, request: Request, result: ExecutionResult
