@@ -76,13 +76,15 @@ def _branch_sql(
     )
 
 
-def _union(
+def union_sql(
     sql: Statement,
     listing: Listing,
     branches: Sequence[Branch],
     where: Where,
     page: PageRequest | None,
 ) -> str:
+    """The statement of these branches: each its own window, joined with UNION ALL (or the
+    count of each, without a page)."""
     if len(branches) == 1:
         return _branch_sql(sql, listing, branches[0], where, page)
     return " UNION ALL ".join(
@@ -99,7 +101,7 @@ async def fetch_windows(
     for start in range(0, len(branches), MAX_BRANCHES):
         sql = Statement(dialect())
         chunk = branches[start : start + MAX_BRANCHES]
-        text = _union(sql, listing, chunk, where, page)
+        text = union_sql(sql, listing, chunk, where, page)
         for row in await sql.rows(text):
             found[row[0]].append(row)
     return found
@@ -112,7 +114,7 @@ async def fetch_merged(
     if not branches:
         return []
     sql = Statement(dialect())
-    text = _union(sql, listing, branches, where, page)
+    text = union_sql(sql, listing, branches, where, page)
     if len(branches) > 1:
         direction = "ASC" if page.from_end else "DESC"
         text = (
@@ -128,7 +130,7 @@ async def count_rows(listing: Listing, branches: Sequence[Branch], where: Where)
     for start in range(0, len(branches), MAX_BRANCHES):
         sql = Statement(dialect())
         chunk = branches[start : start + MAX_BRANCHES]
-        text = _union(sql, listing, chunk, where, None)
+        text = union_sql(sql, listing, chunk, where, None)
         for row in await sql.rows(text):
             counts[row[0]] += int(row[1])
     return counts

@@ -33,6 +33,7 @@ from resolvers.lookup import NodeQueries
 from resolvers.messages import MessageQueries
 from resolvers.owner import Owner, OwnerMutation, resolve_viewer
 from resolvers.permissions import requires
+from resolvers.subscriptions import Subscription
 from resolvers.threads import ThreadQueries
 
 
@@ -95,6 +96,7 @@ def build_schema(
     return InboxSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=extensions,
     )
