@@ -36,6 +36,7 @@ from vault import (
     Argon2idLimits,
     KeyEncryptionKey,
     KeyRing,
+    VaultError,
     create_key_file,
     derive_key,
     generate_key,
@@ -53,7 +54,7 @@ class VaultSetupError(RuntimeError):
 
 def keys_from_environment(settings: Settings) -> bool:
     """Whether the ring comes from ``INBOX_API_VAULT_KEYS`` (the operator then owns rotation)."""
-    return settings.vault_keys is not None and bool(settings.vault_keys.get_secret_value())
+    return _environment_keys(settings) is not None
 
 
 def read_keyring(settings: Settings) -> KeyRing:
@@ -62,9 +63,9 @@ def read_keyring(settings: Settings) -> KeyRing:
     Raises ``VaultSetupError`` when none is configured and the vault's ``KeyRingError`` when the
     configured source is unusable (bad string, bad file or mode, missing passphrase).
     """
-    if keys_from_environment(settings):
-        assert settings.vault_keys is not None
-        return parse_keyring_string(settings.vault_keys.get_secret_value())
+    keys = _environment_keys(settings)
+    if keys is not None:
+        return parse_keyring_string(keys)
     path = settings.effective_vault_key_file
     if not path.exists():
         raise VaultSetupError(_no_keys_message(path))
@@ -154,11 +155,10 @@ def configure_vault(ring: KeyRing | None, *, reload_from: Settings | None = None
     if ring is None:
         _installed = None
         return
-    reloadable = reload_from is not None and not keys_from_environment(reload_from)
+    if reload_from is not None and keys_from_environment(reload_from):
+        reload_from = None  # an environment variable does not change under a running process
     _installed = _Installed(
-        ring=ring,
-        reload_from=reload_from if reloadable else None,
-        file_stamp=_file_stamp(reload_from) if reload_from is not None and reloadable else None,
+        ring, reload_from, None if reload_from is None else _file_stamp(reload_from)
     )
 
 
@@ -182,8 +182,8 @@ async def refreshed_keyring() -> KeyRing:
         ring = await asyncio.to_thread(
             load_key_file, settings.effective_vault_key_file, passphrase=_passphrase(settings)
         )
-    except Exception as error:
-        # Keep serving with the ring in hand; the error names a path or key id at most.
+    except VaultError as error:
+        # Keep serving with the ring in hand; the vault's errors name a path or key id at most.
         logger.error("vault key file changed but cannot be re-read: %s", error)
         installed.file_stamp = stamp
         return installed.ring
@@ -207,6 +207,12 @@ def _refuse_with_environment_keys(settings: Settings) -> None:
             f"{ENV_PREFIX}VAULT_KEYS is set, so the key ring comes from the environment and the "
             "key file is not used: change the variable on every process instead"
         )
+
+
+def _environment_keys(settings: Settings) -> str | None:
+    if settings.vault_keys is None:
+        return None
+    return settings.vault_keys.get_secret_value() or None
 
 
 def _passphrase(settings: Settings) -> str | None:
