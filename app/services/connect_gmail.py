@@ -50,8 +50,8 @@ from app.services.token_sources import (
     TokenGrant,
     get_with_token,
     provider_http,
-    requests_session,
     require_https,
+    trusting,
 )
 from app.settings import Settings
 from app.types import Provider
@@ -89,9 +89,7 @@ def _flow(settings: Settings, code_verifier: str | None = None) -> Any:
         code_verifier=code_verifier,
         autogenerate_code_verifier=code_verifier is None,
     )
-    if settings.google_ca_file is not None:
-        flow.oauth2session.verify = str(settings.google_ca_file)
-        flow.oauth2session.trust_env = False
+    trusting(flow.oauth2session, settings.google_ca_file)
     return flow
 
 
@@ -177,7 +175,7 @@ async def refresh_google_token(settings: Settings, refresh_token: Secret) -> Tok
             client_id=client_id,
             client_secret=client_secret,
         )
-        with requests_session(settings.google_ca_file) as session:
+        with trusting(requests.Session(), settings.google_ca_file) as session:
             credentials.refresh(google.auth.transport.requests.Request(session))
         # google-auth keeps a naive UTC expiry on the system clock; carry over what is left.
         expiry: datetime = credentials.expiry

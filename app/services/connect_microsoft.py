@@ -49,8 +49,8 @@ from app.services.token_sources import (
     TokenEndpointError,
     TokenGrant,
     get_with_token,
-    requests_session,
     require_https,
+    trusting,
 )
 from app.settings import Settings
 from app.types import Provider
@@ -75,7 +75,7 @@ async def _with_msal(settings: Settings, call: Callable[[Any], T]) -> T:
     client_id, client_secret = settings.microsoft_client_id, secret.get_secret_value()
 
     def run() -> T:
-        with requests_session(settings.microsoft_ca_file) as session:
+        with trusting(requests.Session(), settings.microsoft_ca_file) as session:
             application = msal.ConfidentialClientApplication(
                 client_id,
                 client_credential=client_secret,

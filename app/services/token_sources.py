@@ -22,7 +22,7 @@ sealed JSON document ``{"token", "expires_at"}`` under ``OAUTH_ACCESS_TOKEN``.
 
 The transport rules of every call to a provider's OAuth endpoints live here too: https only
 (``require_https``; oauthlib's OAUTHLIB_INSECURE_TRANSPORT is never needed nor honoured by our
-checks), and a configured test CA trusted alone (``requests_session``, ``provider_http``).
+checks), and a configured test CA trusted alone (``trusting``, ``provider_http``).
 
 This module never logs, returns (except to the adapter that sends it) or puts into an error a
 token; errors carry codes only.
@@ -107,13 +107,12 @@ def require_https(url: str, setting: str) -> None:
         raise NotConfigured(f"{setting} must be an https URL")
 
 
-def requests_session(ca_file: Path | None) -> requests.Session:
-    """A session for oauthlib, google-auth and MSAL; with ``ca_file`` it trusts that CA alone.
+def trusting(session: requests.Session, ca_file: Path | None) -> requests.Session:
+    """``session`` (for oauthlib, google-auth or MSAL), trusting ``ca_file`` alone if given.
 
     ``trust_env`` is switched off with a CA file because requests otherwise lets
     REQUESTS_CA_BUNDLE override ``verify`` (ENVIRONMENT.md).
     """
-    session = requests.Session()
     if ca_file is not None:
         session.verify = str(ca_file)
         session.trust_env = False
