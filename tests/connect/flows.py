@@ -12,7 +12,7 @@ from app.models import Account
 from app.services.credentials import read_credential
 from app.types import AccountId, CredentialKind
 from emulators.graph_testing import ServedEmulator
-from emulators.microsoft_identity import read_form_post
+from emulators.microsoft_identity import DirectoryUser, read_form_post
 from tests.connect.conftest import PUBLIC_URL, ConnectApp, ServedGoogle
 
 _RESULT = """{ __typename
@@ -26,6 +26,7 @@ CONNECT_MICROSOFT = (
     "mutation($returnUrl: String, $loginHint: String) "
     "{ connectMicrosoft(returnUrl: $returnUrl, loginHint: $loginHint) " + _RESULT + " }"
 )
+MICROSOFT_CALLBACK = f"{PUBLIC_URL}/oauth/callback/microsoft"
 DISCONNECT = """mutation($id: ID!) { disconnectAccount(id: $id) { __typename
   ... on AccountDisconnected { id revokedAtProvider }
   ... on MutationError { code message } } }"""
@@ -62,7 +63,7 @@ async def microsoft_consent(microsoft: ServedEmulator, url: str) -> tuple[str, d
         response = await browser.get(url, follow_redirects=False)
     assert response.status_code == 200, response.text
     action, fields = read_form_post(response.text)
-    assert action == f"{PUBLIC_URL}/oauth/callback/microsoft"
+    assert action == MICROSOFT_CALLBACK
     return action, fields
 
 
@@ -70,11 +71,31 @@ def query_of(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
 
 
+async def consented_gmail(
+    app: ConnectApp, google: ServedGoogle, token: str, *, email: str | None = None, **variables: Any
+) -> str:
+    """A Gmail connect started (for a new emulator user by default) and consented to: the
+    callback URL the browser opens next."""
+    email = email or google.new_user()
+    url = await authorization_url(app, token, CONNECT_GMAIL, loginHint=email, **variables)
+    return await google_consent(google, url)
+
+
+async def signed_in_microsoft(
+    app: ConnectApp, microsoft: ServedEmulator, token: str
+) -> tuple[DirectoryUser, dict[str, str]]:
+    """A Microsoft connect started for a new emulator user who signed in: the user, and the
+    fields the browser posts to the callback next."""
+    user = microsoft.new_mailbox().user
+    url = await authorization_url(app, token, CONNECT_MICROSOFT, loginHint=user.username)
+    _, fields = await microsoft_consent(microsoft, url)
+    return user, fields
+
+
 async def connect_gmail_account(app: ConnectApp, google: ServedGoogle, token: str) -> Account:
     """A Gmail account connected through the whole flow, for a new emulator user."""
     email = google.new_user()
-    url = await authorization_url(app, token, CONNECT_GMAIL, loginHint=email)
-    page = await app.http.get(await google_consent(google, url))
+    page = await app.http.get(await consented_gmail(app, google, token, email=email))
     assert page.status_code == 200, page.text
     return await Account.get(address=email)
 
@@ -83,10 +104,8 @@ async def connect_microsoft_account(
     app: ConnectApp, microsoft: ServedEmulator, token: str
 ) -> Account:
     """A Microsoft account connected through the whole flow, for a new emulator user."""
-    user = microsoft.new_mailbox().user
-    url = await authorization_url(app, token, CONNECT_MICROSOFT, loginHint=user.username)
-    action, fields = await microsoft_consent(microsoft, url)
-    page = await app.http.post(action, data=fields)
+    user, fields = await signed_in_microsoft(app, microsoft, token)
+    page = await app.http.post(MICROSOFT_CALLBACK, data=fields)
     assert page.status_code == 200, page.text
     return await Account.get(address=user.username)
 

@@ -34,6 +34,7 @@ from tests.connect.flows import (
     CONNECT_GMAIL,
     CONNECT_MICROSOFT,
     authorization_url,
+    consented_gmail,
     google_consent,
     query_of,
     start,
@@ -105,10 +106,7 @@ async def test_full_connect_creates_the_account_with_sealed_tokens_and_due_sync(
 
 async def test_a_state_is_used_once(connect_app: ConnectApp, google: ServedGoogle) -> None:
     made = await make_owner()
-    url = await authorization_url(
-        connect_app, made.token, CONNECT_GMAIL, loginHint=google.new_user()
-    )
-    callback = await google_consent(google, url)
+    callback = await consented_gmail(connect_app, google, made.token)
     assert (await connect_app.http.get(callback)).status_code == 200
     await Account.filter(owner_id=made.owner.id).delete()
 
@@ -121,10 +119,7 @@ async def test_a_state_is_used_once(connect_app: ConnectApp, google: ServedGoogl
 
 async def test_an_unknown_state_is_refused(connect_app: ConnectApp, google: ServedGoogle) -> None:
     made = await make_owner()
-    url = await authorization_url(
-        connect_app, made.token, CONNECT_GMAIL, loginHint=google.new_user()
-    )
-    callback = await google_consent(google, url)
+    callback = await consented_gmail(connect_app, google, made.token)
     state = query_of(callback)["state"]
 
     forged = await connect_app.http.get(callback.replace(state, state[:-4] + "AAAA"))
@@ -140,10 +135,7 @@ async def test_an_unknown_state_is_refused(connect_app: ConnectApp, google: Serv
 
 async def test_an_expired_state_is_refused(connect_app: ConnectApp, google: ServedGoogle) -> None:
     made = await make_owner()
-    url = await authorization_url(
-        connect_app, made.token, CONNECT_GMAIL, loginHint=google.new_user()
-    )
-    callback = await google_consent(google, url)
+    callback = await consented_gmail(connect_app, google, made.token)
     clock.travel(timedelta(minutes=10, seconds=1))
 
     page = await connect_app.http.get(callback)
@@ -157,10 +149,7 @@ async def test_a_gmail_state_does_not_complete_a_microsoft_callback(
     connect_app: ConnectApp, google: ServedGoogle
 ) -> None:
     made = await make_owner()
-    url = await authorization_url(
-        connect_app, made.token, CONNECT_GMAIL, loginHint=google.new_user()
-    )
-    answer = query_of(await google_consent(google, url))
+    answer = query_of(await consented_gmail(connect_app, google, made.token))
 
     page = await connect_app.http.post("/oauth/callback/microsoft", data=answer)
 
@@ -173,8 +162,7 @@ async def test_a_revoked_api_token_cannot_finish_what_it_started(
 ) -> None:
     made = await make_owner()
     token = await make_token(made.owner)
-    url = await authorization_url(connect_app, token, CONNECT_GMAIL, loginHint=google.new_user())
-    callback = await google_consent(google, url)
+    callback = await consented_gmail(connect_app, google, token)
     row = await ApiToken.get(owner_id=made.owner.id, name="test token")
     services = connect_app.services
     await revoke_token(made.owner.id, row.id, authenticator=services.authenticator, events=events)
@@ -189,14 +177,10 @@ async def test_return_url_gets_the_account_id_or_the_error_code(
     connect_app: ConnectApp, google: ServedGoogle
 ) -> None:
     made = await make_owner()
-    url = await authorization_url(
-        connect_app,
-        made.token,
-        CONNECT_GMAIL,
-        loginHint=google.new_user(),
-        returnUrl=f"{RETURN_ORIGIN}/mailboxes?tab=new",
+    callback = await consented_gmail(
+        connect_app, google, made.token, returnUrl=f"{RETURN_ORIGIN}/mailboxes?tab=new"
     )
-    done = await connect_app.http.get(await google_consent(google, url))
+    done = await connect_app.http.get(callback)
 
     assert done.status_code == 303
     [account] = await Account.filter(owner_id=made.owner.id)
@@ -206,10 +190,10 @@ async def test_return_url_gets_the_account_id_or_the_error_code(
     )
 
     declined = google.new_user(approve=False)
-    url = await authorization_url(
-        connect_app, made.token, CONNECT_GMAIL, loginHint=declined, returnUrl=RETURN_ORIGIN
+    callback = await consented_gmail(
+        connect_app, google, made.token, email=declined, returnUrl=RETURN_ORIGIN
     )
-    refused = await connect_app.http.get(await google_consent(google, url))
+    refused = await connect_app.http.get(callback)
 
     assert refused.status_code == 303
     assert refused.headers["location"] == f"{RETURN_ORIGIN}?status=error&error=ACCESS_DENIED"
@@ -220,11 +204,11 @@ async def test_declined_consent_without_return_url_shows_a_page(
     connect_app: ConnectApp, google: ServedGoogle
 ) -> None:
     made = await make_owner()
-    url = await authorization_url(
-        connect_app, made.token, CONNECT_GMAIL, loginHint=google.new_user(approve=False)
+    callback = await consented_gmail(
+        connect_app, google, made.token, email=google.new_user(approve=False)
     )
 
-    page = await connect_app.http.get(await google_consent(google, url))
+    page = await connect_app.http.get(callback)
 
     assert page.status_code == 400
     assert "Access to the mailbox was not granted." in page.text
@@ -271,8 +255,7 @@ async def test_reconnecting_revives_the_same_account(
 ) -> None:
     made = await make_owner()
     email = google.new_user()
-    url = await authorization_url(connect_app, made.token, CONNECT_GMAIL, loginHint=email)
-    await connect_app.http.get(await google_consent(google, url))
+    await connect_app.http.get(await consented_gmail(connect_app, google, made.token, email=email))
     [account] = await Account.filter(owner_id=made.owner.id)
     first = await read_credential(AccountId(account.id), CredentialKind.OAUTH_REFRESH_TOKEN)
     await Account.filter(id=account.id).update(
@@ -282,8 +265,8 @@ async def test_reconnecting_revives_the_same_account(
         phase=SyncPhase.STOPPED, cursor="1234", next_run_at=None, consecutive_failures=3
     )
 
-    url = await authorization_url(connect_app, made.token, CONNECT_GMAIL, loginHint=email)
-    assert (await connect_app.http.get(await google_consent(google, url))).status_code == 200
+    callback = await consented_gmail(connect_app, google, made.token, email=email)
+    assert (await connect_app.http.get(callback)).status_code == 200
 
     [again] = await Account.filter(owner_id=made.owner.id)
     assert again.id == account.id

@@ -9,7 +9,14 @@ from app.services.credentials import read_credential
 from app.types import AccountId, AccountStatus, CredentialKind, Provider, SyncPhase
 from emulators.graph_testing import ServedEmulator
 from tests.connect.conftest import ConnectApp
-from tests.connect.flows import CONNECT_MICROSOFT, authorization_url, microsoft_consent, query_of
+from tests.connect.flows import (
+    CONNECT_MICROSOFT,
+    MICROSOFT_CALLBACK,
+    authorization_url,
+    microsoft_consent,
+    query_of,
+    signed_in_microsoft,
+)
 from tests.factories import make_owner
 
 
@@ -66,13 +73,9 @@ async def test_a_query_answer_is_accepted_too(
     connect_app: ConnectApp, microsoft: ServedEmulator
 ) -> None:
     made = await make_owner()
-    user = microsoft.new_mailbox().user
-    url = await authorization_url(
-        connect_app, made.token, CONNECT_MICROSOFT, loginHint=user.username
-    )
-    _, fields = await microsoft_consent(microsoft, url)
+    user, fields = await signed_in_microsoft(connect_app, microsoft, made.token)
 
-    page = await connect_app.http.get("/oauth/callback/microsoft", params=fields)
+    page = await connect_app.http.get(MICROSOFT_CALLBACK, params=fields)
 
     assert page.status_code == 200, page.text
     assert await Account.filter(owner_id=made.owner.id, address=user.username).exists()
@@ -82,15 +85,11 @@ async def test_an_error_answer_creates_nothing(
     connect_app: ConnectApp, microsoft: ServedEmulator
 ) -> None:
     made = await make_owner()
-    user = microsoft.new_mailbox().user
-    url = await authorization_url(
-        connect_app, made.token, CONNECT_MICROSOFT, loginHint=user.username
-    )
-    _, fields = await microsoft_consent(microsoft, url)
+    _, fields = await signed_in_microsoft(connect_app, microsoft, made.token)
     answer = {"state": fields["state"], "error": "access_denied", "error_description": "no"}
 
-    page = await connect_app.http.post("/oauth/callback/microsoft", data=answer)
-    retry = await connect_app.http.post("/oauth/callback/microsoft", data=fields)
+    page = await connect_app.http.post(MICROSOFT_CALLBACK, data=answer)
+    retry = await connect_app.http.post(MICROSOFT_CALLBACK, data=fields)
 
     assert page.status_code == 400
     assert "Access to the mailbox was not granted." in page.text
@@ -102,15 +101,9 @@ async def test_a_stale_code_is_refused_by_the_token_endpoint(
     connect_app: ConnectApp, microsoft: ServedEmulator
 ) -> None:
     made = await make_owner()
-    user = microsoft.new_mailbox().user
-    url = await authorization_url(
-        connect_app, made.token, CONNECT_MICROSOFT, loginHint=user.username
-    )
-    _, fields = await microsoft_consent(microsoft, url)
+    _, fields = await signed_in_microsoft(connect_app, microsoft, made.token)
 
-    page = await connect_app.http.post(
-        "/oauth/callback/microsoft", data={**fields, "code": "not-a-code"}
-    )
+    page = await connect_app.http.post(MICROSOFT_CALLBACK, data={**fields, "code": "not-a-code"})
 
     assert page.status_code == 400
     assert "Microsoft refused the sign-in." in page.text
