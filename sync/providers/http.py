@@ -57,9 +57,11 @@ class BearerAuth(httpx.Auth):
     """``Authorization: Bearer`` from a ``TokenSource``; on 401 one forced refresh, one retry.
 
     Concurrent requests that all meet the same expired token share one refresh: each request
-    remembers how many refreshes had happened when it was sent, and only the first to see its
-    401 under the lock refreshes; the others reuse that token. A second 401 is returned to the
-    caller (who raises ``AuthExpired``); ``AuthRevoked`` from the token source propagates.
+    remembers how many refreshes had happened when it was sent (``refreshes``), and only the
+    first to report its 401 under the lock refreshes; the others reuse that token. A second 401
+    is returned to the caller (who raises ``AuthExpired``); ``AuthRevoked`` from the token
+    source propagates. Calls that see a 401 outside this flow (the inner calls of a batch
+    request) use ``after_rejection`` the same way.
     """
 
     requires_request_body = True  # a retried request must be able to send its body again
@@ -70,6 +72,11 @@ class BearerAuth(httpx.Auth):
         self._refreshes = 0
         self._refreshed_token = ""
 
+    @property
+    def refreshes(self) -> int:
+        """How many forced refreshes have happened; read it before sending a request."""
+        return self._refreshes
+
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
@@ -78,13 +85,15 @@ class BearerAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        request.headers["Authorization"] = f"Bearer {await self._refresh(refreshes_seen)}"
+        request.headers["Authorization"] = f"Bearer {await self.after_rejection(refreshes_seen)}"
         yield request
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         raise RuntimeError("BearerAuth needs an httpx.AsyncClient: its token source is async")
 
-    async def _refresh(self, refreshes_seen: int) -> str:
+    async def after_rejection(self, refreshes_seen: int) -> str:
+        """The token to retry with after a 401 to a request sent when ``refreshes`` was
+        ``refreshes_seen``: a forced refresh, unless another request already did one since."""
         async with self._lock:
             if self._refreshes == refreshes_seen:
                 self._refreshed_token = await self._token_source(True)

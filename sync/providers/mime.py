@@ -13,8 +13,9 @@ text cannot hold, become U+FFFD.
 
 How it parses: the MIME structure with the stdlib ``email`` parser under ``policy.compat32``, and
 the structured headers (addresses, subject) with ``policy.default``'s header registry. Parsing
-whole messages under ``policy.default`` re-parses Content-Type at every feed-parser step: 2.0 ms
-per corpus message against 0.9 ms this way (``make_mailbox(1, 300)``, parse plus field access).
+whole messages under ``policy.default`` re-parses Content-Type at every feed-parser step and is
+about four times slower for the same fields (``make_mailbox(1, 300)``: ~7 ms against ~1.7 ms of
+CPU per message on a busy two-core test machine).
 
 Part ids follow Gmail's numbering: the message is ``""``, its children ``"0"``, ``"1"``, theirs
 ``"1.0"`` and so on; ``extract_attachment`` walks the same way, so ids round-trip.
@@ -42,7 +43,6 @@ SNIPPET_LENGTH = 200
 MAX_DEPTH = 32  # deeper MIME nesting is hostile, not mail
 
 _PARSER = BytesParser(policy=policy.compat32)
-_HEADERS = HeaderRegistry()
 _FOLD = re.compile(r"\r\n|\r|\n")
 _SPACE = re.compile(r"\s+")
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
@@ -50,6 +50,8 @@ _HIDDEN_HTML = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | 
 _TAG = re.compile(r"<[^>]*>")
 _ADDRESS_HEADERS = ("from", "to", "cc", "bcc", "reply-to")
 _FALLBACK_CHARSETS = ("utf-8", "windows-1252", "latin-1")
+# HeaderRegistry builds a fresh class on every lookup (0.1 ms); look each one up once.
+_HEADER_CLASSES = {name: HeaderRegistry()[name] for name in ("subject", *_ADDRESS_HEADERS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,9 @@ class _Problems:
     """Short, content-free names of what went wrong, in order, without repeats."""
 
     names: dict[str, None] = field(default_factory=dict)
+    # Header values a provider already decoded are no longer RFC 5322: their "defects" say
+    # nothing about the message, so they are not reported.
+    header_defects: bool = True
 
     def add(self, name: str) -> None:
         self.names[name] = None
@@ -93,6 +98,10 @@ class _Problems:
     def add_defects(self, defects: Iterable[object]) -> None:
         for defect in defects:
             self.add(type(defect).__name__)
+
+    def add_header_defects(self, defects: Iterable[object]) -> None:
+        if self.header_defects:
+            self.add_defects(defects)
 
     def summary(self) -> str | None:
         if not self.names:
@@ -136,8 +145,9 @@ def parse_message(raw: bytes, *, fallback_date: datetime | None = None) -> Parse
 def parse_envelope(
     headers: Iterable[tuple[str, str]], *, fallback_date: datetime | None = None
 ) -> tuple[Envelope, str | None]:
-    """The envelope from header pairs (values raw or already decoded), and what went wrong."""
-    problems = _Problems()
+    """The envelope from header pairs (values raw or already decoded, as Gmail's metadata format
+    gives them), and what could not be read."""
+    problems = _Problems(header_defects=False)
     envelope = _envelope(
         tuple((name, _header_text(value)) for name, value in headers), fallback_date, problems
     )
@@ -217,11 +227,11 @@ def _unstructured(name: str, value: str, problems: _Problems) -> str:
     if "=?" not in value:
         return _clean(value)
     try:
-        header = _HEADERS(name, value)
+        header = _HEADER_CLASSES[name](name, value)
     except Exception as exc:  # the registry raises on some hostile input
         problems.add(f"{name} unreadable ({type(exc).__name__})")
         return _clean(value)
-    problems.add_defects(header.defects)
+    problems.add_header_defects(header.defects)
     return _clean(_repair(str(header)))
 
 
@@ -229,17 +239,28 @@ def _addresses(name: str, value: str | None, problems: _Problems) -> tuple[Addre
     if not value:
         return ()
     try:
-        header = _HEADERS(name, value)
-        problems.add_defects(header.defects)
+        header = _HEADER_CLASSES[name](name, value)
+        problems.add_header_defects(header.defects)
         pairs = [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())]
     except Exception as exc:  # fall back to the lenient compat32 address splitter
         problems.add(f"{name} unreadable ({type(exc).__name__})")
         pairs = [(_decoded_words(n), a) for n, a in getaddresses([value])]
-    return tuple(
-        Address(_clean(_repair(display)), _clean(_repair(email)))
-        for display, email in pairs
-        if email and email != "<>"
-    )
+    addresses: list[Address] = []
+    fragments: list[str] = []
+    for display, email in pairs:
+        display, email = _clean(_repair(display)), _clean(_repair(email))
+        if not display and "@" not in email:
+            # "Doe, John <j@x>": a display name with an unquoted comma (broken mailers, and
+            # values a provider already decoded) splits into a bare word and the real address.
+            fragments.append(email)
+            continue
+        if fragments and email:
+            display = ", ".join([*fragments, display] if display else fragments)
+        fragments = []
+        if email and email != "<>":
+            addresses.append(Address(display, email))
+    # Bare words with no address after them are local addresses ("To: root").
+    return (*addresses, *(Address("", fragment) for fragment in fragments))
 
 
 def _decoded_words(value: str) -> str:
