@@ -12,13 +12,14 @@ Mail that changes while the pages are listed is caught by history from H afterwa
 and replay can overlap, which is harmless because every record is the message's full state.
 A message deleted between listing and fetching (404) is skipped; history will delete it.
 
-Partial sync (G2-G5): ``changes_since("H")`` pages ``history.list(startHistoryId=H)`` and folds
-the records into one net change per message (``sync.providers.gmail_history``): added messages
-are fetched whole, label-only changes become ``FlagsRecord``s from the labels in the history
-record (no fetch), deletions win over everything before them. It follows ``nextPageToken`` to
-the end and then returns the response's ``historyId`` as the cursor, with ``complete=True``.
-If there is more than ``max_history_pages`` pages, or more than ``page_size`` new messages to
-fetch, it stops early with ``complete=False`` and cursor = the id of the last record folded:
+Partial sync (G2-G5): ``changes_since("H")`` pages ``history.list(startHistoryId=H,
+maxResults=page_size)`` and folds the records into one net change per message
+(``sync.providers.gmail_history``): added messages are fetched whole, label-only changes become
+``FlagsRecord``s from the labels in the history record (no fetch), deletions win over everything
+before them. It follows ``nextPageToken`` to the end and then returns the response's
+``historyId`` as the cursor, with ``complete=True``. After ``max_history_pages`` pages, or once
+``page_size`` new messages wait to be fetched (so a batch stays about as big as a full-sync
+page), it stops early with ``complete=False`` and cursor = the id of the last record folded:
 every record up to it has been applied. (The ``historyId`` of an intermediate page is the
 mailbox's *current* id; storing it would skip the records of the pages not yet read.)
 A 404 means H is too old: ``CursorExpired``, and the engine runs exactly one full sync (G4).
@@ -69,7 +70,7 @@ from sync.providers.records import (
     MessageRecord,
 )
 
-MAX_PAGE_SIZE = 500  # Gmail's cap for messages.list and history.list
+MAX_PAGE_SIZE = 500  # Gmail's cap for messages.list and history.list maxResults
 RAW: Params = {"format": "raw"}
 METADATA: Params = {"format": "metadata", "metadataHeaders": METADATA_HEADERS}
 
@@ -133,7 +134,7 @@ class GmailAdapter:
             raise CursorExpired("malformed Gmail history cursor")
         start = int(cursor)
         history = HistoryFold(covered=start)
-        params: dict[str, str | int] = {"startHistoryId": start, "maxResults": MAX_PAGE_SIZE}
+        params: dict[str, str | int] = {"startHistoryId": start, "maxResults": self._page_size}
         for pages in range(1, self._max_history_pages + 1):
             try:
                 page = await self._client.get("/history", "history.list", params)
