@@ -116,21 +116,27 @@ def parse_message(raw: bytes, *, fallback_date: datetime | None = None) -> Parse
     problems = _Problems()
     try:
         message = _PARSER.parsebytes(raw)
-    except Exception as exc:  # the parser is tolerant; this is the last line of defence
+        whole = True
+    except Exception as exc:  # e.g. RecursionError on thousands of nested multiparts
         problems.add(f"unparseable ({type(exc).__name__})")
-        return ParsedMessage(Envelope(date=fallback_date), parse_error=problems.summary())
+        try:
+            message, whole = _PARSER.parsebytes(raw, headersonly=True), False
+        except Exception:  # not even a header block: nothing to read
+            return ParsedMessage(Envelope(date=fallback_date), parse_error=problems.summary())
     fields = tuple((name, _header_text(value)) for name, value in _raw_items(message, problems))
     envelope = _envelope(fields, fallback_date, problems)
     text_body = html_body = None
     attachments: list[AttachmentRecord] = []
-    for part_id, part in _leaves(message, problems):
-        if _is_body(part):
-            if part.get_content_type() == "text/html":
+    try:
+        for part_id, part in _leaves(message, problems) if whole else ():
+            if not _is_body(part):
+                attachments.append(_attachment(part_id, part, problems))
+            elif part.get_content_type() == "text/html":
                 html_body = html_body if html_body is not None else _text_of(part, problems)
             else:
                 text_body = text_body if text_body is not None else _text_of(part, problems)
-        else:
-            attachments.append(_attachment(part_id, part, problems))
+    except Exception as exc:  # a structure the parser accepted but that cannot be walked
+        problems.add(f"structure unreadable ({type(exc).__name__})")
     return ParsedMessage(
         envelope=envelope,
         text_body=text_body,
@@ -157,12 +163,15 @@ def parse_envelope(
 def extract_attachment(raw: bytes, part_id: str) -> bytes:
     """The transfer-decoded bytes of part ``part_id`` (as ``parse_message`` numbered it).
 
-    Raises ``KeyError`` when the message has no such leaf part.
+    Raises ``KeyError`` when the message has no such leaf part, or none that can be read.
     """
     problems = _Problems()
-    for found_id, part in _leaves(_PARSER.parsebytes(raw), problems):
-        if found_id == part_id:
-            return _payload(part, problems)
+    try:
+        for found_id, part in _leaves(_PARSER.parsebytes(raw), problems):
+            if found_id == part_id:
+                return _payload(part, problems)
+    except Exception as exc:  # hostile structure: the part cannot be reached
+        raise KeyError(part_id) from exc
     raise KeyError(part_id)
 
 
