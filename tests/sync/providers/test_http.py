@@ -1,0 +1,177 @@
+"""sync.providers.http: refresh-on-401 auth, Retry-After, status and transport error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from sync.providers.errors import (
+    AuthExpired,
+    AuthRevoked,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+from sync.providers.http import (
+    BearerAuth,
+    error_for_status,
+    json_object,
+    parse_retry_after,
+    transport_errors,
+)
+
+
+class Tokens:
+    """Token source whose tokens are numbered: ``t0``, then ``t1`` after one refresh, ..."""
+
+    def __init__(self, *, revoked: bool = False) -> None:
+        self.current = 0
+        self.refreshes = 0
+        self.revoked = revoked
+
+    async def __call__(self, force_refresh: bool) -> str:
+        if force_refresh:
+            await asyncio.sleep(0.01)  # a real refresh takes a round trip: let others pile up
+            if self.revoked:
+                raise AuthRevoked("invalid_grant")
+            self.refreshes += 1
+            self.current += 1
+        return f"t{self.current}"
+
+
+def server(valid: set[str], seen: list[tuple[str, bytes]]) -> httpx.MockTransport:
+    async def handle(request: httpx.Request) -> httpx.Response:
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        seen.append((token, await request.aread()))
+        return httpx.Response(200 if token in valid else 401, json={})
+
+    return httpx.MockTransport(handle)
+
+
+async def test_a_401_refreshes_once_and_retries_with_the_body() -> None:
+    tokens, seen = Tokens(), list[tuple[str, bytes]]()
+    async with httpx.AsyncClient(transport=server({"t1"}, seen)) as client:
+        response = await client.post("http://api/x", content=b"payload", auth=BearerAuth(tokens))
+    assert response.status_code == 200
+    assert seen == [("t0", b"payload"), ("t1", b"payload")]
+    assert tokens.refreshes == 1
+
+
+async def test_concurrent_401s_share_one_refresh() -> None:
+    tokens, seen = Tokens(), list[tuple[str, bytes]]()
+    auth = BearerAuth(tokens)
+    async with httpx.AsyncClient(transport=server({"t1"}, seen)) as client:
+        responses = await asyncio.gather(*(client.get("http://api/x", auth=auth) for _ in range(8)))
+    assert [r.status_code for r in responses] == [200] * 8
+    assert tokens.refreshes == 1
+    assert auth.refreshes == 1
+    # A later expiry is a new event: the next 401 refreshes again.
+    async with httpx.AsyncClient(transport=server({"t2"}, seen)) as client:
+        assert (await client.get("http://api/x", auth=auth)).status_code == 200
+    assert tokens.refreshes == 2
+
+
+async def test_a_second_401_is_handed_back_and_revocation_propagates() -> None:
+    tokens, seen = Tokens(), list[tuple[str, bytes]]()
+    async with httpx.AsyncClient(transport=server(set(), seen)) as client:
+        response = await client.get("http://api/x", auth=BearerAuth(tokens))
+        assert response.status_code == 401
+        assert isinstance(error_for_status(response, "x.get"), AuthExpired)
+        assert tokens.refreshes == 1
+        with pytest.raises(AuthRevoked):
+            await client.get("http://api/x", auth=BearerAuth(Tokens(revoked=True)))
+
+
+async def test_after_rejection_refreshes_only_for_the_first_to_report() -> None:
+    tokens = Tokens()
+    auth = BearerAuth(tokens)
+    seen = auth.refreshes
+    first, second = await asyncio.gather(auth.after_rejection(seen), auth.after_rejection(seen))
+    assert first == second == "t1"
+    assert tokens.refreshes == 1
+
+
+def test_bearer_auth_is_async_only() -> None:
+    with (
+        httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as client,
+        pytest.raises(RuntimeError),
+    ):
+        client.get("http://api/x", auth=BearerAuth(Tokens()))
+
+
+NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        (" 1.5 ", 1.5),
+        ("-3", 0.0),
+        ("Wed, 01 Jan 2025 12:00:30 GMT", 30.0),
+        ("Wed, 01 Jan 2025 11:00:00 GMT", 0.0),
+        ("nan", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(value, now=NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (401, AuthExpired),
+        (429, RateLimited),
+        (408, TransientError),
+        (500, TransientError),
+        (502, TransientError),
+        (503, TransientError),
+        (400, PermanentError),
+        (403, PermanentError),
+        (404, PermanentError),
+    ],
+)
+def test_error_for_status(status: int, kind: type[Exception]) -> None:
+    response = httpx.Response(status, headers={"Retry-After": "9"}, text="secret body")
+    error = error_for_status(response, "thing.get")
+    assert type(error) is kind
+    assert "secret body" not in str(error)
+    assert "thing.get" in str(error)
+    if isinstance(error, RateLimited):
+        assert error.retry_after == 9
+    if type(error) is PermanentError:
+        assert error.code == f"HTTP_{status}"
+
+
+def test_a_provider_specific_rate_limit_status() -> None:
+    error = error_for_status(httpx.Response(403), "x", rate_limited=True)
+    assert isinstance(error, RateLimited)
+    assert error.retry_after is None
+
+
+@pytest.mark.parametrize(
+    ("raised", "kind"),
+    [
+        (httpx.ConnectError("refused"), TransientError),
+        (httpx.ReadTimeout("slow"), TransientError),
+        (httpx.RemoteProtocolError("reset"), TransientError),
+        (httpx.UnsupportedProtocol("ftp"), PermanentError),
+    ],
+)
+def test_transport_errors(raised: Exception, kind: type[Exception]) -> None:
+    with pytest.raises(kind) as caught, transport_errors("x.get"):
+        raise raised
+    assert caught.value.__cause__ is raised
+
+
+def test_json_object() -> None:
+    assert json_object(httpx.Response(200, json={"a": 1}), "x") == {"a": 1}
+    for bad in (httpx.Response(200, text="<html>"), httpx.Response(200, json=[1])):
+        with pytest.raises(TransientError):
+            json_object(bad, "x")
