@@ -1,0 +1,91 @@
+"""The sync worker process (``inbox-api worker``): wiring only.
+
+``run_worker`` puts the pieces together: the leasing loop of ``sync.jobs`` running
+``sync.engine``'s per-account state machine with the adapters an ``AdapterFactory`` builds.
+``serve_worker`` is the process around it: database, vault, event bus (LISTEN/NOTIFY with
+PostgreSQL, so API processes hear of new mail), the production adapters, and a graceful stop on
+SIGTERM or SIGINT (runs in progress finish their batch or are cancelled; each batch is one
+transaction, so nothing is lost either way).
+
+With PostgreSQL run as many worker processes as the load needs; they share the accounts through
+leases. With the embedded SQLite default, ``inbox-api serve`` runs the same loop in-process and
+no worker process is needed. This module holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from app.db import close_database, open_database
+from app.events import EventBus, InProcessBus
+from app.events.postgres import PostgresBus
+from app.services.credentials import start_vault
+from app.settings import Settings
+from sync.engine import AdapterFactory, scheduled_sync
+from sync.jobs import DEFAULT_CONCURRENCY, run_jobs
+
+logger = logging.getLogger("inbox_api.worker")
+
+
+async def run_worker(
+    settings: Settings,
+    adapter_factory: AdapterFactory,
+    *,
+    stop_event: asyncio.Event,
+    events: EventBus | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    worker_id: str | None = None,
+) -> None:
+    """Sync due accounts with ``adapter_factory``'s adapters until ``stop_event`` is set."""
+    runner = scheduled_sync(
+        adapter_factory,
+        events or InProcessBus(),
+        default_interval_seconds=settings.sync_interval_seconds,
+    )
+    await run_jobs(
+        settings, runner, stop_event=stop_event, concurrency=concurrency, worker_id=worker_id
+    )
+
+
+def stop_on_signals(stop_event: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set ``stop_event``: finish what runs, take nothing new."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_event.set)
+
+
+async def serve_worker(settings: Settings, adapter_factory: AdapterFactory) -> None:
+    """Run a worker process until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    await open_database(settings, apply_migrations=not settings.is_postgres)
+    bus: InProcessBus | PostgresBus = InProcessBus()
+    try:
+        await start_vault(settings)
+        if settings.is_postgres:
+            bus = PostgresBus(settings.effective_database_url)
+            await bus.start()
+        await run_worker(settings, adapter_factory, stop_event=stop, events=bus)
+    finally:
+        if isinstance(bus, PostgresBus):
+            await bus.stop()
+        await close_database()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m app.worker`` (what ``inbox-api worker`` runs)."""
+    del argv  # every setting comes from INBOX_API_* variables
+    print(
+        "inbox-api worker: no production adapter factory yet (the connect flow's "
+        "sync.sessions.AdapterFactory); nothing to run",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
