@@ -130,28 +130,7 @@ class GmailAdapter:
         )
 
     async def changes_since(self, cursor: str, *, with_content: bool) -> ChangeBatch:
-        if not cursor.isdigit():
-            raise CursorExpired("malformed Gmail history cursor")
-        start = int(cursor)
-        history = HistoryFold(covered=start)
-        params: dict[str, str | int] = {"startHistoryId": start, "maxResults": self._page_size}
-        for pages in range(1, self._max_history_pages + 1):
-            try:
-                page = await self._client.get("/history", "history.list", params)
-            except NotFound:
-                raise CursorExpired("history.list: startHistoryId too old") from None
-            try:
-                history.fold(page.get("history", ()))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise PermanentError("history.list: malformed record", code="MALFORMED") from exc
-            next_token = page.get("nextPageToken")
-            if not next_token:
-                new_cursor, complete = str(_history_id(page.get("historyId"))), True
-                break
-            if pages == self._max_history_pages or len(history.added) >= self._page_size:
-                new_cursor, complete = str(history.covered), False
-                break
-            params["pageToken"] = next_token
+        history, new_cursor, complete = await self._read_history(cursor)
         added = list(history.added)
         found = await self._fetch(added, with_content)
         # Added, then deleted before we fetched it: the deletion is in a later history page.
@@ -180,6 +159,32 @@ class GmailAdapter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def _read_history(self, cursor: str) -> tuple[HistoryFold, str, bool]:
+        """History after ``cursor``, folded: (the fold, the cursor that follows it, whether the
+        listing was read to its end). Stops early as the module docstring says."""
+        if not cursor.isdigit():
+            raise CursorExpired("malformed Gmail history cursor")
+        history = HistoryFold(covered=int(cursor))
+        params: dict[str, str | int] = {"startHistoryId": cursor, "maxResults": self._page_size}
+        pages = 0
+        while True:
+            try:
+                page = await self._client.get("/history", "history.list", params)
+            except NotFound:
+                raise CursorExpired("history.list: startHistoryId too old") from None
+            try:
+                history.fold(page.get("history", ()))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise PermanentError("history.list: malformed record", code="MALFORMED") from exc
+            pages += 1
+            next_token = page.get("nextPageToken")
+            if not next_token:
+                # Only the last page's historyId covers everything that was listed.
+                return history, str(_history_id(page.get("historyId"))), True
+            if pages >= self._max_history_pages or len(history.added) >= self._page_size:
+                return history, str(history.covered), False
+            params["pageToken"] = next_token
 
     async def _fetch(
         self, message_ids: Sequence[str], with_content: bool

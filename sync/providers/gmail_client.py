@@ -224,7 +224,7 @@ async def _awaited(call: Awaitable[T]) -> T:
 
 
 def _severity(error: ProviderError) -> tuple[int, float]:
-    rank = next(i for i, kind in enumerate(_SEVERITY) if isinstance(error, kind))
+    rank = next((i for i, kind in enumerate(_SEVERITY) if isinstance(error, kind)), len(_SEVERITY))
     # Among rate limits, the longest wait is the one to honour.
     wait = (error.retry_after or 0.0) if isinstance(error, RateLimited) else 0.0
     return rank, -wait
