@@ -1,4 +1,4 @@
-"""The ``inbox-api`` command: serve, migrate, owners, tokens, vault, schema. Wiring only.
+"""The ``inbox-api`` command: serve, worker, migrate, owners, tokens, vault, schema. Wiring only.
 
 Every command reads its settings from ``INBOX_API_*`` environment variables (see README);
 options given here override them. Raw tokens are printed once, to stdout, and nowhere else.
@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import runpy
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -62,6 +63,14 @@ def _export_overrides(args: argparse.Namespace) -> None:
         value = getattr(args, name, None)
         if value is not None:
             os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    # app.worker is a sibling entry point (DESIGN.md layers): run it as a module, the way
+    # `serve` hands uvicorn an import string, with command-line overrides in the environment.
+    _export_overrides(args)
+    runpy.run_module("app.worker", run_name="__main__", alter_sys=True)
+    return 0
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -240,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (INBOX_API_PORT, default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     serve.set_defaults(handler=cmd_serve)
+
+    commands.add_parser(
+        "worker", help="run a sync worker (PostgreSQL; SQLite's `serve` runs one itself)"
+    ).set_defaults(handler=cmd_worker)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(
         handler=cmd_migrate

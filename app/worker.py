@@ -18,7 +18,6 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
 
 from app.db import close_database, open_database
 from app.events import EventBus, InProcessBus
@@ -27,6 +26,7 @@ from app.services.credentials import start_vault
 from app.settings import Settings
 from sync.engine import AdapterFactory, scheduled_sync
 from sync.jobs import DEFAULT_CONCURRENCY, run_jobs
+from sync.sessions import AdapterFactory as ProductionAdapters
 
 logger = logging.getLogger("inbox_api.worker")
 
@@ -58,33 +58,37 @@ def stop_on_signals(stop_event: asyncio.Event) -> None:
         loop.add_signal_handler(signum, stop_event.set)
 
 
-async def serve_worker(settings: Settings, adapter_factory: AdapterFactory) -> None:
-    """Run a worker process until SIGTERM or SIGINT."""
+async def serve_worker(settings: Settings) -> None:
+    """Run a worker process with the production adapters until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     stop_on_signals(stop)
     await open_database(settings, apply_migrations=not settings.is_postgres)
     bus: InProcessBus | PostgresBus = InProcessBus()
     try:
-        await start_vault(settings)
+        await start_vault(settings)  # the adapters' token sources open sealed tokens
         if settings.is_postgres:
             bus = PostgresBus(settings.effective_database_url)
             await bus.start()
-        await run_worker(settings, adapter_factory, stop_event=stop, events=bus)
+        adapters = ProductionAdapters(settings, bus)
+        try:
+            await run_worker(settings, adapters.open_adapter, stop_event=stop, events=bus)
+        finally:
+            await adapters.aclose()
     finally:
         if isinstance(bus, PostgresBus):
             await bus.stop()
         await close_database()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m app.worker`` (what ``inbox-api worker`` runs)."""
-    del argv  # every setting comes from INBOX_API_* variables
-    print(
-        "inbox-api worker: no production adapter factory yet (the connect flow's "
-        "sync.sessions.AdapterFactory); nothing to run",
-        file=sys.stderr,
+def main() -> int:
+    """``python -m app.worker``, which ``inbox-api worker`` runs; settings come from the
+    ``INBOX_API_*`` variables."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    return 2
+    asyncio.run(serve_worker(settings))
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from app.auth.authenticator import TokenAuthenticator
 from app.db import close_database, database_reachable, open_database
-from app.events import InProcessBus
+from app.events import EventBus, InProcessBus
 from app.events.postgres import PostgresBus
 from app.graphiql import GRAPHIQL_MOUNT_PATH, GRAPHIQL_STATIC_DIR
 from app.server.attachments import attachment_download
@@ -38,6 +38,9 @@ from app.settings import Settings
 from resolvers.context import Services
 from resolvers.schema import build_schema
 from resolvers.usage import UsageLogging
+from sync.engine import scheduled_sync
+from sync.jobs import run_jobs
+from sync.sessions import AdapterFactory
 
 logger = logging.getLogger("inbox_api.server")
 
@@ -52,6 +55,27 @@ async def readyz(request: Request) -> JSONResponse:
     if await database_reachable():
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "database unreachable"}, status_code=503)
+
+
+@asynccontextmanager
+async def embedded_sync_worker(settings: Settings, bus: EventBus) -> AsyncIterator[None]:
+    """The sync worker loop inside this process when the settings ask for it (the SQLite
+    default: one process does everything); with PostgreSQL, ``inbox-api worker`` processes."""
+    if not settings.runs_embedded_worker:
+        yield
+        return
+    adapters = AdapterFactory(settings, bus)
+    runner = scheduled_sync(
+        adapters.open_adapter, bus, default_interval_seconds=settings.sync_interval_seconds
+    )
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_jobs(settings, runner, stop_event=stop), name="sync-worker")
+    try:
+        yield
+    finally:
+        stop.set()  # runs in progress finish their batch, or are cancelled after a grace time
+        await worker
+        await adapters.aclose()
 
 
 def create_app(settings: Settings) -> RequestGuard:
@@ -84,7 +108,8 @@ def create_app(settings: Settings) -> RequestGuard:
             name="forget-revoked-tokens",
         )
         try:
-            yield
+            async with embedded_sync_worker(settings, bus):
+                yield
         finally:
             revocations.cancel()
             with contextlib.suppress(asyncio.CancelledError):
