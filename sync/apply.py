@@ -59,6 +59,7 @@ from app.models import (
     SyncState,
     Thread,
 )
+from app.services.thread_summaries import recompute_threads
 from app.types import ChangeKind, SyncPhase
 from sync.providers.records import (
     Address,
@@ -72,7 +73,6 @@ T = TypeVar("T")
 
 # Well under SQLite's and asyncpg's limits on bound parameters per statement.
 IN_LIST_SIZE = 900
-MAX_PARTICIPANTS = 50
 # Never in an ISO 8601 time, so the adapter's token after it may hold anything.
 _PASS_SEPARATOR = "|"  # noqa: S105 (a separator, not a password)
 
@@ -97,14 +97,6 @@ MESSAGE_COLUMNS = (
     "draft",
     "label_ids",
     "parse_error",
-)
-_THREAD_COLUMNS = (
-    "subject",
-    "snippet",
-    "participants",
-    "last_message_at",
-    "message_count",
-    "unread_count",
 )
 
 
@@ -558,36 +550,7 @@ class _CacheWriter:
     # -- threads and the change log -------------------------------------------------------
 
     async def _recompute_threads(self) -> None:
-        touched = sorted(t for t in self._touched_threads if t is not None)
-        members: dict[int, list[dict[str, Any]]] = {thread_id: [] for thread_id in touched}
-        for chunk in _chunks(touched):
-            rows = await (
-                Message.filter(thread_id__in=chunk)
-                .using_db(self._conn)
-                .values(
-                    "id",
-                    "thread_id",
-                    "date",
-                    "subject",
-                    "snippet",
-                    "from_addresses",
-                    "to_addresses",
-                    "cc_addresses",
-                    "unread",
-                )
-            )
-            for row in rows:
-                members[row["thread_id"]].append(row)
-        summaries = [
-            Thread(id=thread_id, **_thread_summary(rows))
-            for thread_id, rows in members.items()
-            if rows
-        ]
-        if summaries:
-            await Thread.bulk_update(summaries, fields=_THREAD_COLUMNS, using_db=self._conn)
-        empty = [thread_id for thread_id, rows in members.items() if not rows]
-        for chunk in _chunks(empty):
-            await Thread.filter(id__in=chunk).using_db(self._conn).delete()
+        await recompute_threads(self._conn, self._touched_threads)
 
     def _log(self, kind: ChangeKind, messages: Iterable[tuple[int, str]]) -> None:
         self._changes.extend(
@@ -648,25 +611,6 @@ def _cached_columns(row: dict[str, Any]) -> dict[str, Any]:
 
 def _addresses(addresses: Sequence[Address]) -> list[dict[str, str]]:
     return [{"name": address.name, "email": address.email} for address in addresses]
-
-
-def _thread_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    rows.sort(key=lambda row: (row["date"], row["id"]))
-    participants: dict[str, dict[str, str]] = {}
-    for row in rows:
-        for field in ("from_addresses", "to_addresses", "cc_addresses"):
-            for address in row[field]:
-                key = str(address.get("email", "")).lower()
-                if key and key not in participants and len(participants) < MAX_PARTICIPANTS:
-                    participants[key] = address
-    return {
-        "subject": rows[0]["subject"],
-        "snippet": rows[-1]["snippet"],
-        "participants": list(participants.values()),
-        "last_message_at": rows[-1]["date"],
-        "message_count": len(rows),
-        "unread_count": sum(1 for row in rows if row["unread"]),
-    }
 
 
 def _utc(moment: datetime) -> datetime:
