@@ -37,10 +37,10 @@ message content, and never decides what an error means (``sync.engine`` does).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from tortoise import timezone
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -59,7 +59,7 @@ from app.models import (
     SyncState,
     Thread,
 )
-from app.services.thread_summaries import recompute_threads
+from app.services.thread_summaries import chunks, recompute_threads
 from app.types import ChangeKind, SyncPhase
 from sync.providers.records import (
     Address,
@@ -69,10 +69,6 @@ from sync.providers.records import (
     MessageRecord,
 )
 
-T = TypeVar("T")
-
-# Well under SQLite's and asyncpg's limits on bound parameters per statement.
-IN_LIST_SIZE = 900
 # Never in an ISO 8601 time, so the adapter's token after it may hold anything.
 _PASS_SEPARATOR = "|"  # noqa: S105 (a separator, not a password)
 
@@ -266,7 +262,7 @@ class _CacheWriter:
             for row in await self._not_listed_since(self._full_sync.started_at):
                 victims.setdefault(row["id"], row)
         await self._delete_messages(list(victims.values()))
-        await self._recompute_threads()
+        await recompute_threads(self._conn, self._touched_threads)
         if batch.folders is not None:
             await self._delete_folders_not_in(batch.folders)
         change_id = await self._write_change_log()
@@ -330,7 +326,7 @@ class _CacheWriter:
 
     async def _cached_messages(self, provider_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(sorted(set(provider_ids))):
+        for chunk in chunks(sorted(set(provider_ids))):
             rows = await (
                 Message.filter(account_id=self._account_id, provider_id__in=chunk)
                 .using_db(self._conn)
@@ -382,7 +378,7 @@ class _CacheWriter:
         if self._full_sync is not None and unchanged:
             # Listed by the pass: mark it seen so the sweep on the last page keeps it.
             seen = [cached[pid]["id"] for pid in unchanged]
-            for chunk in _chunks(seen):
+            for chunk in chunks(seen):
                 await (
                     Message.filter(id__in=chunk)
                     .using_db(self._conn)
@@ -406,7 +402,7 @@ class _CacheWriter:
 
     async def _message_ids(self, provider_ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
-        for chunk in _chunks(provider_ids):
+        for chunk in chunks(provider_ids):
             rows = await (
                 Message.filter(account_id=self._account_id, provider_id__in=chunk)
                 .using_db(self._conn)
@@ -431,7 +427,7 @@ class _CacheWriter:
 
     async def _existing_threads(self, provider_ids: set[str]) -> dict[str, int]:
         found: dict[str, int] = {}
-        for chunk in _chunks(sorted(provider_ids)):
+        for chunk in chunks(sorted(provider_ids)):
             rows = await (
                 Thread.filter(account_id=self._account_id, provider_id__in=chunk)
                 .using_db(self._conn)
@@ -448,7 +444,7 @@ class _CacheWriter:
         replaced: Sequence[int],
         folders: dict[str, int],
     ) -> None:
-        for chunk in _chunks(replaced):
+        for chunk in chunks(replaced):
             await MessageLabel.filter(message_id__in=chunk).using_db(self._conn).delete()
         # Ids that are no folder (Gmail's UNREAD) stay in Message.label_ids only.
         links = [
@@ -474,7 +470,7 @@ class _CacheWriter:
             cached[pid]["id"]: pid for pid in unchanged if records[pid].content is not None
         }
         stored: set[int] = set()
-        for chunk in _chunks(list(unchanged_ids)):
+        for chunk in chunks(list(unchanged_ids)):
             rows = await (
                 MessageBody.filter(message_id__in=chunk).using_db(self._conn).values("message_id")
             )
@@ -505,7 +501,7 @@ class _CacheWriter:
     ) -> None:
         known = [pid for pid in ids if pid in records and records[pid].attachments_known]
         stale = [ids[pid] for pid in changed if pid in known]
-        for chunk in _chunks(stale):
+        for chunk in chunks(stale):
             await Attachment.filter(message_id__in=chunk).using_db(self._conn).delete()
         rows = [
             Attachment(
@@ -542,15 +538,12 @@ class _CacheWriter:
 
     async def _delete_messages(self, rows: Sequence[dict[str, Any]]) -> None:
         # Links, body and attachments go with the message (ON DELETE CASCADE).
-        for chunk in _chunks([row["id"] for row in rows]):
+        for chunk in chunks([row["id"] for row in rows]):
             await Message.filter(id__in=chunk).using_db(self._conn).delete()
         self._touched_threads.update(row["thread_id"] for row in rows)
         self._log(ChangeKind.MESSAGE_DELETED, ((row["id"], row["provider_id"]) for row in rows))
 
-    # -- threads and the change log -------------------------------------------------------
-
-    async def _recompute_threads(self) -> None:
-        await recompute_threads(self._conn, self._touched_threads)
+    # -- the change log -------------------------------------------------------------------
 
     def _log(self, kind: ChangeKind, messages: Iterable[tuple[int, str]]) -> None:
         self._changes.extend(
@@ -616,8 +609,3 @@ def _addresses(addresses: Sequence[Address]) -> list[dict[str, str]]:
 def _utc(moment: datetime) -> datetime:
     # One offset for every stored date, so SQLite's text comparisons sort them correctly.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), IN_LIST_SIZE):
-        yield items[start : start + IN_LIST_SIZE]
