@@ -20,7 +20,7 @@ from app.server import create_app
 from app.settings import Settings
 from tests import database
 
-os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "0")
+os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)  # production behaviour: https only
 
 
 @pytest.fixture(scope="session")
