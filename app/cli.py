@@ -54,6 +54,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.log_level,
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        ws_per_message_deflate=settings.websocket_compression,
     )
     return 0
 

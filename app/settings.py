@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         description="Seconds between the server's keep-alive pings on a WebSocket; the token is "
         "checked again at each.",
     )
+    websocket_compression: bool = Field(
+        False,
+        description="Offer permessage-deflate on WebSockets. Off: events are small, and each "
+        "compressed connection holds about 100 KiB of zlib state.",
+    )
 
     usage_log_retention_days: int = Field(90, description="Days API usage rows are kept.")
     termination_grace_days: int = Field(

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -84,11 +85,17 @@ def build_schema(
 ) -> strawberry.Schema:
     """The schema with its limits. Extensions are factories: each request gets fresh ones
     (Strawberry's parser and validation caches are module-level, so they are shared)."""
+    # The depth and alias rules are classes built once, here: Strawberry's limiter extensions
+    # build new ones per instance, so every request missed the validation cache (its key holds
+    # the rules) and paid for a class, which a subscription keeps for its whole life.
+    limits = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(limits),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         CodedErrors,
         *extra_extensions,

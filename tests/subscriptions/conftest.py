@@ -55,7 +55,8 @@ def live_server(db: Settings) -> LiveServerFactory:
 
     @asynccontextmanager
     async def serve(**overrides: Any) -> AsyncIterator[LiveServer]:
-        app = create_app(db.model_copy(update=overrides))
+        settings = db.model_copy(update=overrides)
+        app = create_app(settings)
         state = app.app.state
         port = free_port()
         server = uvicorn.Server(
@@ -67,6 +68,7 @@ def live_server(db: Settings) -> LiveServerFactory:
                 log_config=None,
                 log_level="warning",
                 timeout_graceful_shutdown=2,
+                ws_per_message_deflate=settings.websocket_compression,  # as `inbox-api serve`
             )
         )
         async with state.background():
