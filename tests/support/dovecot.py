@@ -82,7 +82,7 @@ postmaster_address = postmaster@example.test
 
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/users
+  args = scheme=PLAIN username_format=%u {root}/users/%u
 }}
 userdb {{
   driver = static
@@ -104,6 +104,13 @@ service imap-login {{
     address = {host}
     port = {imaps_port}
     ssl = yes
+  }}
+}}
+# No auth penalty: a test that logs in with a wrong password must not slow the logins of the
+# tests after it (Dovecot otherwise delays every login from that IP for up to 15 s).
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
   }}
 }}
 service lmtp {{
@@ -145,19 +152,15 @@ class Dovecot:
         return self.tls.client_context()
 
     def add_user(self, user: str, password: str) -> None:
-        """Add a mailbox user (Dovecot re-reads the passwd-file when it changes)."""
-        if ":" in user or ":" in password or "\n" in user + password:
-            raise ValueError("passwd-file fields cannot hold ':' or newlines")
+        """Add a mailbox user, or change its password: a passwd-file of its own per user."""
+        if "/" in user or ":" in user or ":" in password or "\n" in user + password:
+            raise ValueError("passwd-file fields cannot hold ':', '/' or newlines")
+        if user in self.passwords:
+            # Dovecot looks at a passwd-file again at most once a second: a change within the
+            # second of the last login would go unnoticed.
+            time.sleep(1.05)
         self.passwords[user] = password
-        lines = [f"{name}:{{PLAIN}}{secret}::::::\n" for name, secret in self.passwords.items()]
-        users = self.root / "users"
-        tmp = users.with_suffix(".new")
-        tmp.write_text("".join(lines), encoding="utf-8")
-        tmp.replace(users)
-        # passwd-file notices changes by mtime; make sure a rewrite within the same second
-        # still looks new.
-        now = time.time()
-        os.utime(users, (now, now + len(self.passwords)))
+        (self.root / "users" / user).write_text(f"{user}:{{PLAIN}}{password}::::::\n")
 
     def save(self, user: str, raw: bytes, folder: str = "INBOX") -> None:
         """Store one message with ``doveadm save`` (no IMAP session involved)."""
@@ -175,6 +178,25 @@ class Dovecot:
             refused = lmtp.sendmail(sender, [user], raw)
         if refused:
             raise RuntimeError(f"LMTP refused {sorted(refused)}")
+
+    def connections(self, user: str) -> int:
+        """How many IMAP connections ``user`` has open now (``doveadm who -1``)."""
+        listing = self._doveadm("who", "-1", user)
+        return sum(1 for line in listing.splitlines()[1:] if line.split()[:2] == [user, "imap"])
+
+    def kick(self, user: str) -> None:
+        """Disconnect every session of ``user`` (what a server restart does to clients)."""
+        self._doveadm("kick", user)
+
+    def _doveadm(self, *args: str) -> str:
+        done = subprocess.run(
+            [DOVEADM, "-c", str(self.config_path), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return done.stdout
 
     @contextlib.contextmanager
     def client(self, user: str) -> Iterator[OtherClient]:
@@ -201,6 +223,8 @@ class Dovecot:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -251,6 +275,23 @@ class OtherClient:
                     raise RuntimeError(f"APPEND failed: {line!r}")
                 return
 
+    def folders(self) -> list[str]:
+        """Every selectable mailbox name, as on the wire."""
+        typ, data = self.imap.list()
+        _ok((typ, data))
+        names: list[str] = []
+        for line in data:
+            assert isinstance(line, bytes), line
+            match = re.match(rb'\((?P<flags>[^)]*)\) (?:"[^"]*"|NIL) (?P<name>.+)$', line)
+            assert match is not None, line
+            if b"\\Noselect" in match.group("flags"):
+                continue
+            name = match.group("name").decode()
+            if name.startswith('"'):
+                name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            names.append(name)
+        return names
+
     def uids(self, folder: str) -> list[int]:
         self.select(folder)
         typ, data = self.imap.uid("SEARCH", "ALL")
@@ -296,7 +337,8 @@ class OtherClient:
             head, body = item
             uid = re.search(rb"UID (\d+)", head)
             flags = re.search(rb"FLAGS \(([^)]*)\)", head)
-            assert uid is not None and flags is not None, head
+            assert uid is not None, head
+            assert flags is not None, head
             found[int(uid.group(1))] = (frozenset(flags.group(1).decode().split()), body)
         return found
 
@@ -344,7 +386,7 @@ def _start_in(root: Path, timeout: float) -> Dovecot:
     home = root / "home"
     home.mkdir()
     shutil.chown(home, MAIL_OWNER, MAIL_GROUP)
-    (root / "users").write_text("", encoding="utf-8")
+    (root / "users").mkdir()
     ports = _distinct_free_ports(3)
     special = "\n".join(
         f"  mailbox {name} {{\n    special_use = {use}\n    auto = subscribe\n  }}"
