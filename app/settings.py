@@ -136,6 +136,21 @@ class Settings(BaseSettings):
     graph_api_base: str = Field(
         "https://graph.microsoft.com", description="Base URL of Microsoft Graph."
     )
+    imap_allow_plaintext_loopback: bool = Field(
+        False,
+        description="Let `connectImap` use security PLAIN (no TLS) for a server on a loopback "
+        "address (a local bridge or test server). Other hosts always need TLS or STARTTLS.",
+    )
+    imap_ca_file: Path | None = Field(
+        None,
+        description="Extra CA bundle trusted for IMAP servers' certificates (private CAs, tests); "
+        "the system's CAs are trusted either way.",
+    )
+    imap_connect_timeout_seconds: float = Field(
+        15.0,
+        description="How long `connectImap` and the IMAP sync wait for each step (DNS, connect, "
+        "TLS, login, a response).",
+    )
 
     @property
     def effective_database_url(self) -> str:
