@@ -26,6 +26,7 @@ from app.settings import Settings
 from app.types import Action
 from resolvers.accounts import AccountMutation, AccountQueries
 from resolvers.connect import ConnectMutation
+from resolvers.connect_imap import ConnectImapMutation
 from resolvers.context import Context
 from resolvers.errors import CodedErrors
 from resolvers.folders import FolderQueries
@@ -66,7 +67,7 @@ class Query(AccountQueries, MessageQueries, ThreadQueries, FolderQueries, NodeQu
 
 
 @strawberry.type
-class Mutation(OwnerMutation, ConnectMutation, AccountMutation):
+class Mutation(OwnerMutation, ConnectMutation, ConnectImapMutation, AccountMutation):
     pass
 
 

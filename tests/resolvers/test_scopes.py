@@ -71,6 +71,14 @@ SCOPED_FIELDS: list[tuple[str, Action, str, tuple[str, ...]]] = [
         ("connectMicrosoft",),
     ),
     (
+        # Refused before any connection (plaintext to a remote host): no server needed.
+        "Mutation.connectImap",
+        Action.ACCOUNTS_MANAGE,
+        'mutation { connectImap(input: {imap: {host: "imap.example.com", port: 143, '
+        'security: PLAIN, username: "u"}, password: "p"}) { __typename } }',
+        ("connectImap",),
+    ),
+    (
         "Mutation.disconnectAccount",
         Action.ACCOUNTS_MANAGE,
         'mutation { disconnectAccount(id: "QWNjb3VudDo5OTk5OTk5") { __typename } }',
