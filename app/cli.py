@@ -74,6 +74,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    # app.demo is a sibling entry point too; its own parser reads the options after `demo`
+    # (`inbox-api demo --help`), and it reads no INBOX_API_* variable.
+    data_dir = [] if args.data_dir is None else ["--data-dir", str(args.data_dir)]
+    sys.argv = ["inbox-api demo", *data_dir, *args.demo_options]
+    runpy.run_module("app.demo", run_name="__main__", alter_sys=True)
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(migrate(settings))
     print("database is up to date")
@@ -254,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "worker", help="run a sync worker (PostgreSQL; SQLite's `serve` runs one itself)"
     ).set_defaults(handler=cmd_worker)
+
+    demo = commands.add_parser(
+        "demo",
+        help="try it: emulated Gmail and Microsoft 365 mailboxes, on this machine only",
+        add_help=False,
+        prefix_chars="+",  # every option goes to the demo's own parser
+    )
+    demo.add_argument("demo_options", nargs="*", help=argparse.SUPPRESS)
+    demo.set_defaults(handler=cmd_demo)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(
         handler=cmd_migrate
