@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins allowed to open a WebSocket (JSON list). Empty: same origin only.",
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token `/metrics` requires (Prometheus `authorization` credentials). "
+        "Unset: `/metrics` answers only loopback clients whose request no proxy forwarded.",
+    )
 
     vault_keys: SecretStr | None = Field(
         None,

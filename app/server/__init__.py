@@ -30,6 +30,7 @@ from app.server.connection_limits import ConnectionRegistry
 from app.server.graphql_view import InboxGraphQL
 from app.server.http_errors import internal_error_handler
 from app.server.middleware import RequestGuard
+from app.server.metrics import ServerMetrics
 from app.server.oauth_callback import oauth_routes
 from app.server.revocations import forget_revoked_tokens
 from app.services.credentials import start_vault
@@ -85,7 +86,10 @@ def create_app(settings: Settings) -> RequestGuard:
         PostgresBus(settings.effective_database_url) if settings.is_postgres else InProcessBus()
     )
     services = Services(settings=settings, authenticator=TokenAuthenticator(), events=bus)
-    schema = build_schema(settings, extra_extensions=[lambda: UsageLogging(usage_writer)])
+    metrics = ServerMetrics(settings)
+    schema = build_schema(
+        settings, extra_extensions=[lambda: UsageLogging(usage_writer), metrics.extension]
+    )
     connections = ConnectionRegistry(max_per_token=settings.max_connections_per_token)
     graphql = InboxGraphQL(
         schema,
@@ -141,6 +145,7 @@ def create_app(settings: Settings) -> RequestGuard:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/attachments/{attachment_id}", attachment_download(services)),
+            metrics.route(),
             *oauth_routes(),
             Mount(GRAPHIQL_MOUNT_PATH, StaticFiles(directory=GRAPHIQL_STATIC_DIR)),
         ],
