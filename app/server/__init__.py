@@ -29,8 +29,8 @@ from app.server.attachments import attachment_download
 from app.server.connection_limits import ConnectionRegistry
 from app.server.graphql_view import InboxGraphQL
 from app.server.http_errors import internal_error_handler
-from app.server.middleware import RequestGuard
 from app.server.metrics import ServerMetrics
+from app.server.middleware import RequestGuard
 from app.server.oauth_callback import oauth_routes
 from app.server.revocations import forget_revoked_tokens
 from app.services.credentials import start_vault
