@@ -28,6 +28,7 @@ from emulators.gmail_gateway import SCOPE_FULL, SCOPE_METADATA
 from emulators.gmail_records import StoredMessage
 from emulators.google_identity import TokenSet
 from emulators.runner import serve_in_thread
+from sync.providers.adapter import MailboxAdapter
 from sync.providers.errors import (
     AuthRevoked,
     CursorExpired,
@@ -124,9 +125,10 @@ async def env(served: tuple[GoogleEmulator, str]) -> AsyncIterator[Env]:
 
 
 async def full_sync(
-    adapter: GmailAdapter, *, with_content: bool = True, page_token: str | None = None
+    adapter: MailboxAdapter, *, with_content: bool = True, page_token: str | None = None
 ) -> tuple[dict[str, MessageRecord], str, list[ChangeBatch]]:
-    """Every page to the end: (records by id, final cursor, the batches)."""
+    """Every page to the end: (records by id, final cursor, the batches). Typed with the
+    protocol, so mypy checks that GmailAdapter is a MailboxAdapter."""
     records: dict[str, MessageRecord] = {}
     batches = []
     while True:
@@ -160,7 +162,7 @@ def apply(state: dict[str, MessageRecord], batch: ChangeBatch) -> None:
         state.pop(provider_id, None)
 
 
-async def catch_up(adapter: GmailAdapter, state: dict[str, MessageRecord], cursor: str) -> str:
+async def catch_up(adapter: MailboxAdapter, state: dict[str, MessageRecord], cursor: str) -> str:
     while True:
         batch = await adapter.changes_since(cursor, with_content=False)
         apply(state, batch)
