@@ -52,6 +52,7 @@ from tortoise.transactions import in_transaction
 from app import clock
 from app.events import AccountChanged, EventBus
 from app.models import Account, ChangeLogEntry, SyncState
+from app.services.errors import ServiceError
 from app.types import AccountStatus, ChangeKind, SyncPhase
 from sync.apply import (
     AccountGone,
@@ -77,6 +78,8 @@ there is no usable grant); tests pass one that builds a ``GmailAdapter`` against
 # Label ids a provider lists as no folder (Gmail's UNREAD), per account: without this memo a
 # batch with unread mail would list the folders on every run to learn it again.
 _NOT_FOLDERS: dict[int, frozenset[str]] = {}
+# The code of a bug or an unexpected failure (logged with its traceback); retried with backoff.
+INTERNAL_ERROR = "INTERNAL_ERROR"
 _JITTER = random.Random()  # noqa: S311 (spreading retries needs no cryptographic randomness)
 
 
@@ -127,12 +130,6 @@ class CursorExpiredAgain(ProviderError):
     code = "CURSOR_EXPIRED_AGAIN"
 
 
-class InternalError(ProviderError):
-    """A bug or an unexpected failure (logged with its traceback); retried with backoff."""
-
-    code = "INTERNAL_ERROR"
-
-
 async def sync_account(
     account_id: int,
     adapter_factory: AdapterFactory,
@@ -163,11 +160,16 @@ async def sync_account(
         return await run.needs_reauth(error)
     except ProviderError as error:
         delay = backoff.after(error, state.consecutive_failures, rng or _JITTER)
-        return await run.back_off(error, delay)
+        return await run.back_off(error.code, delay)
+    except ServiceError as error:
+        # The adapter factory's expected failures (a provider the server is not configured
+        # for, say): retried with backoff in case an operator fixes it.
+        delay = backoff.delay(state.consecutive_failures, rng or _JITTER)
+        return await run.back_off(error.code, delay)
     except Exception:
         logger.exception("sync of account %s failed unexpectedly", account_id)
         delay = backoff.delay(state.consecutive_failures, rng or _JITTER)
-        return await run.back_off(InternalError("unexpected failure"), delay)
+        return await run.back_off(INTERNAL_ERROR, delay)
     return await run.caught_up(interval)
 
 
@@ -244,7 +246,8 @@ class _Run:
                             batch.next_page_token, with_content=self._with_content
                         )
                     )
-                await self._apply(batch, full_sync)
+                # A label created since the first page listed the folders gets one too.
+                await self._apply(await self._with_new_folders(adapter, batch), full_sync)
                 if batch.next_page_token is None:
                     if batch.cursor is None:
                         raise ProviderError("a full sync ended without a cursor", code="NO_CURSOR")
@@ -314,22 +317,20 @@ class _Run:
         )
         return self.outcome(OutcomeKind.SYNCED, next_run_at=next_run_at)
 
-    async def back_off(self, error: ProviderError, delay_seconds: float) -> SyncOutcome:
+    async def back_off(self, code: str, delay_seconds: float) -> SyncOutcome:
         now = clock.now()
         next_run_at = now + timedelta(seconds=delay_seconds)
         saved = await self._save(
             phase=SyncPhase.BACKOFF,
-            last_error_code=error.code,
+            last_error_code=code,
             last_error_at=now,
             consecutive_failures=self._state.consecutive_failures + 1,
             next_run_at=next_run_at,
         )
         if not saved:
             return self.outcome(OutcomeKind.SKIPPED)
-        logger.warning(
-            "account %s: %s, retry in %.1f s", self._account.id, error.code, delay_seconds
-        )
-        return self.outcome(OutcomeKind.BACKING_OFF, error_code=error.code, next_run_at=next_run_at)
+        logger.warning("account %s: %s, retry in %.1f s", self._account.id, code, delay_seconds)
+        return self.outcome(OutcomeKind.BACKING_OFF, error_code=code, next_run_at=next_run_at)
 
     async def needs_reauth(self, error: AuthRevoked) -> SyncOutcome:
         account = self._account

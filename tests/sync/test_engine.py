@@ -13,6 +13,7 @@ import pytest
 from app import clock
 from app.events import InProcessBus
 from app.models import Account, ChangeLogEntry, Message, MessageLabel, SyncState
+from app.services.errors import ServiceError
 from app.settings import Settings
 from app.types import AccountStatus, ChangeKind, FolderRole, SyncPhase
 from sync.apply import FullSyncPass, apply_batch
@@ -411,3 +412,16 @@ async def test_a_failing_look_ahead_page_leaves_the_applied_page_stored(db: Sett
     )
     assert stored is not None
     assert stored[1] == "t1"
+
+
+async def test_an_adapter_the_server_cannot_build_is_backed_off_with_its_code(
+    db: Settings,
+) -> None:
+    account = await new_account()
+
+    async def not_configured(given: Account) -> ScriptedAdapter:
+        raise ServiceError("no Google client configured", code="NOT_CONFIGURED")
+
+    outcome = await sync_account(account.id, not_configured, InProcessBus())
+    assert (outcome.kind, outcome.error_code) == (OutcomeKind.BACKING_OFF, "NOT_CONFIGURED")
+    assert (await SyncState.get(account_id=account.id)).last_error_code == "NOT_CONFIGURED"
