@@ -9,12 +9,14 @@ In one run, with the emulator in its own process (``python -m emulators.gmail_em
 1. ceiling: a bare httpx client lists the mailbox and fetches every message ``format=raw``
    with the adapter's concurrency (8), parsing nothing and storing nothing: what the emulator
    can serve for exactly the calls a sync makes;
-2. Inbox API: a sync worker process (``python -m tests.sync.harness worker``, i.e.
+2. adapter only: ``GmailAdapter.full_sync_page`` to the last page (fetching and parsing into
+   records, storing nothing), to show what the database side adds;
+3. Inbox API: a sync worker process (``python -m tests.sync.harness worker``, i.e.
    ``app.worker.run_worker`` with real Gmail adapters) does the account's initial sync with
    bodies into a fresh database (SQLite by default, or the PostgreSQL server given), timed from
    the moment the account is due to the moment its SyncState records the success; its peak RSS
    (VmHWM) is read before it is stopped;
-3. the ceiling once more (the emulator warms up; the better of the two counts).
+4. the ceiling once more (the emulator warms up; the better of the two counts).
 
 Prints a markdown table. Not a test: absolute numbers depend on the machine and its load.
 """
@@ -39,9 +41,10 @@ import httpx
 from app.db import close_database, open_database
 from app.models import Message, SyncState
 from app.settings import Settings
+from sync.providers.gmail import GmailAdapter
 from tests import database
 from tests.factories import make_account, make_owner
-from tests.sync.harness import emulator_process, emulator_token, worker_command
+from tests.sync.harness import RemoteTokens, emulator_process, emulator_token, worker_command
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = "bench@example.com"
@@ -73,6 +76,21 @@ async def bare_fetch(base_url: str) -> float:
                 break
             params["pageToken"] = listing["nextPageToken"]
     return fetched / (time.perf_counter() - started)
+
+
+async def adapter_only(base_url: str) -> float:
+    """Messages per second of the adapter's full sync alone: fetched and parsed, not stored."""
+    adapter = GmailAdapter(base_url, RemoteTokens(base_url, USER))
+    started, count, page_token = time.perf_counter(), 0, None
+    try:
+        while True:
+            batch = await adapter.full_sync_page(page_token, with_content=True)
+            count += len(batch.upserts)
+            page_token = batch.next_page_token
+            if page_token is None:
+                return count / (time.perf_counter() - started)
+    finally:
+        await adapter.aclose()
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -123,6 +141,7 @@ async def run(messages: int, database_url: str | None) -> None:
             print(f"loading {messages} messages into the emulator...", file=sys.stderr)
             with emulator_process(USER, messages=messages, seed=1) as base_url:
                 first = await bare_fetch(base_url)
+                parsed = await adapter_only(base_url)
                 rate, rss = await worker_sync(base_url, settings, messages)
                 ceiling = max(first, await bare_fetch(base_url))
         finally:
@@ -134,6 +153,7 @@ async def run(messages: int, database_url: str | None) -> None:
     print("| measurement | messages/s | share of ceiling | peak RSS |")
     print("|---|---|---|---|")
     print(f"| ceiling: bare httpx, format=raw, {CONCURRENCY} at a time | {ceiling:,.0f} | 100% | |")
+    print(f"| GmailAdapter alone: fetch and parse | {parsed:,.0f} | {parsed / ceiling:.0%} | |")
     print(
         f"| Inbox API worker: initial sync | {rate:,.0f} | {rate / ceiling:.0%} | {rss:.0f} MiB |"
     )

@@ -53,6 +53,7 @@ from emulators.gmail_store import Mailbox
 from emulators.runner import free_port, serve_in_thread
 from sync.providers.errors import AuthRevoked, TransientError
 from sync.providers.gmail import GmailAdapter
+from sync.providers.gmail_batch import MAX_CALLS, decode_batch, encode_batch, new_boundary
 
 CLIENT_ID = "inbox-api-tests"
 CLIENT_SECRET = "client-secret"
@@ -334,10 +335,11 @@ class RemoteTokens:
 
 
 async def remote_mailbox_truth(base_url: str, user: str) -> dict[str, dict[str, Any]]:
-    """``mailbox_truth`` of a user of an emulator in another process, through the Gmail API."""
+    """``mailbox_truth`` of a user of an emulator in another process, through the Gmail API
+    (ids from ``messages.list``, labels from ``format=minimal`` gets, 50 per batch request)."""
     headers = {"Authorization": f"Bearer {emulator_token(base_url, user)}"}
-    api = base_url + "/gmail/v1/users/me/messages"
-    async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+    api = "/gmail/v1/users/me/messages"
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
         ids: list[str] = []
         params: dict[str, Any] = {"maxResults": 500, "includeSpamTrash": "true"}
         while True:
@@ -346,16 +348,20 @@ async def remote_mailbox_truth(base_url: str, user: str) -> dict[str, dict[str, 
             if not listing.get("nextPageToken"):
                 break
             params["pageToken"] = listing["nextPageToken"]
-        slots = asyncio.Semaphore(8)
 
-        async def minimal(message_id: str) -> dict[str, Any]:
-            async with slots:
-                response = await client.get(f"{api}/{message_id}", params={"format": "minimal"})
-            response.raise_for_status()
-            body: dict[str, Any] = response.json()
-            return body
+        async def minimal(chunk: Sequence[str]) -> list[dict[str, Any]]:
+            boundary = new_boundary()
+            response = await client.post(
+                "/batch/gmail/v1",
+                content=encode_batch([f"{api}/{i}?format=minimal" for i in chunk], boundary),
+                headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
+            )
+            answers = decode_batch(response.headers["content-type"], response.content)
+            assert sorted(answers) == list(range(len(chunk))), "a batch call went missing"
+            return [answers[index].json() for index in range(len(chunk))]
 
-        messages = await asyncio.gather(*(minimal(message_id) for message_id in ids))
+        chunks = [ids[start : start + MAX_CALLS] for start in range(0, len(ids), MAX_CALLS)]
+        messages = [m for batch in await asyncio.gather(*map(minimal, chunks)) for m in batch]
     return {
         message["id"]: {
             "thread": message["threadId"],
