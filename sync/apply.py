@@ -27,8 +27,9 @@ Deleted mail during a full sync: a ``FullSyncPass`` marks one full sync with the
 resumes a killed pass keeps the mark). Every message a page lists is written or, when unchanged,
 touched, so its ``updated_at`` is at least that mark; on the last page every cached message of
 the account with an older ``updated_at`` was not listed, so the provider no longer has it, and it
-is deleted. The mark and ``updated_at`` come from the same clock (Tortoise's ``auto_now``, the
-system's UTC time), not ``app.clock``, which tests move.
+is deleted. The mark and ``updated_at`` come from the same clock, ``tortoise.timezone.now`` (the
+system's UTC time, which Tortoise's ``auto_now`` uses too for any other writer), not
+``app.clock``, which tests move; worker hosts must keep their clocks in step (NTP).
 
 Cost: a few statements per batch whatever its size (bulk inserts and upserts, IN lists), never a
 statement per message. This module never calls a provider, never sleeps or retries, never logs
@@ -400,7 +401,7 @@ class _CacheWriter:
             for chunk in chunks(seen):
                 await Message.filter(id__in=chunk).using_db(self._conn).update(updated_at=now)
         ids = {pid: cached[pid]["id"] for pid in changed}
-        ids.update(await self._message_ids(new))
+        ids.update(await self._ids(Message, new))
 
         await self._replace_labels(
             ids, wanted, replaced=[ids[pid] for pid in changed], folders=folders
@@ -415,21 +416,10 @@ class _CacheWriter:
         self._log(ChangeKind.MESSAGE_CHANGED, ((ids[pid], pid) for pid in changed))
         return len(new), len(changed)
 
-    async def _message_ids(self, provider_ids: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for chunk in chunks(provider_ids):
-            rows = await (
-                Message.filter(account_id=self._account_id, provider_id__in=chunk)
-                .using_db(self._conn)
-                .values_list("provider_id", "id")
-            )
-            found.update((str(pid), int(message_id)) for pid, message_id in rows)
-        return found
-
     async def _thread_ids(self, provider_ids: set[str]) -> dict[str, int]:
         if not provider_ids:
             return {}
-        found = await self._existing_threads(provider_ids)
+        found = await self._ids(Thread, provider_ids)
         missing = provider_ids - found.keys()
         if missing:
             await self._insert(
@@ -439,18 +429,21 @@ class _CacheWriter:
                 [(self._account_id, pid, "", "", "[]", 0, 0) for pid in sorted(missing)],
                 on_conflict=("account_id", "provider_id"),
             )
-            found.update(await self._existing_threads(missing))
+            found.update(await self._ids(Thread, missing))
         return found
 
-    async def _existing_threads(self, provider_ids: set[str]) -> dict[str, int]:
+    async def _ids(
+        self, model: type[Message] | type[Thread], provider_ids: Iterable[str]
+    ) -> dict[str, int]:
+        """Cache ids of the account's rows of ``model`` with these provider ids."""
         found: dict[str, int] = {}
-        for chunk in chunks(sorted(provider_ids)):
+        for chunk in chunks(sorted(set(provider_ids))):
             rows = await (
-                Thread.filter(account_id=self._account_id, provider_id__in=chunk)
+                model.filter(account_id=self._account_id, provider_id__in=chunk)
                 .using_db(self._conn)
                 .values_list("provider_id", "id")
             )
-            found.update((str(pid), int(thread_id)) for pid, thread_id in rows)
+            found.update((str(pid), int(row_id)) for pid, row_id in rows)
         return found
 
     async def _replace_labels(
