@@ -271,10 +271,12 @@ class _Run:
     async def _with_new_folders(self, adapter: MailboxAdapter, batch: ChangeBatch) -> ChangeBatch:
         """The batch with the complete folder list when its messages carry a label the cache
         has no folder for (created since the folders were listed): at most once per run."""
+        if self._folders_listed:
+            return batch
         account_id = self._account.id
         known_not_folders = _NOT_FOLDERS.get(account_id, frozenset())
         unknown = await folders_unknown_to_cache(account_id, batch) - known_not_folders
-        if not unknown or self._folders_listed:
+        if not unknown:
             return batch
         self._folders_listed = True
         folders = await adapter.list_folders()
