@@ -47,6 +47,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app import clock
@@ -203,6 +204,7 @@ class _Run:
         self._lease_owner = lease_owner
         self._with_content = account.cache_bodies
         self._page_token: str | None = state.full_sync_page_token
+        self._due_at = state.next_run_at
         self._fresh_full_sync = False
         self._folders_listed = False
         self.added = self.changed = self.deleted = self.full_syncs = 0
@@ -300,16 +302,23 @@ class _Run:
 
     async def caught_up(self, interval_seconds: float) -> SyncOutcome:
         now = clock.now()
-        next_run_at = now + timedelta(seconds=interval_seconds)
-        saved = await self._save(
-            phase=SyncPhase.INCREMENTAL,
-            last_success_at=now,
-            last_error_code=None,
-            consecutive_failures=0,
-            next_run_at=next_run_at,
-        )
-        if not saved:
-            return self.outcome(OutcomeKind.SKIPPED)
+        success: dict[str, Any] = {
+            "phase": SyncPhase.INCREMENTAL,
+            "last_success_at": now,
+            "last_error_code": None,
+            "consecutive_failures": 0,
+        }
+        next_run_at: datetime | None = now + timedelta(seconds=interval_seconds)
+        # A "sync now" that came in during this run (a push for mail that arrived after the
+        # changes were read) moved next_run_at: it keeps its earlier time, so the account is
+        # due again as soon as this run lets go of it.
+        unrequested = SyncState.filter(next_run_at=self._due_at)
+        if self._due_at is None:
+            unrequested = SyncState.filter(next_run_at__isnull=True)
+        if not await self._save(unrequested, **success, next_run_at=next_run_at):
+            if not await self._save(**success):
+                return self.outcome(OutcomeKind.SKIPPED)
+            next_run_at = (await SyncState.get(account_id=self._account.id)).next_run_at
         logger.info(
             "account %s synced: %d added, %d changed, %d deleted",
             self._account.id,
@@ -374,9 +383,10 @@ class _Run:
             **details,
         )
 
-    async def _save(self, **fields: Any) -> bool:
-        """Update the SyncState row (only while this worker holds the lease, when it has one)."""
-        query = SyncState.filter(account_id=self._account.id)
+    async def _save(self, query: QuerySet[SyncState] | None = None, **fields: Any) -> bool:
+        """Update the SyncState row (only while this worker holds the lease, when it has one;
+        only if ``query`` matches it, when given)."""
+        query = (query or SyncState.all()).filter(account_id=self._account.id)
         if self._lease_owner is not None:
             query = query.filter(lease_owner=self._lease_owner)
         return bool(await query.update(**fields))

@@ -14,8 +14,9 @@ from app import clock
 from app.events import InProcessBus
 from app.models import Account, ChangeLogEntry, Message, MessageLabel, SyncState
 from app.services.errors import ServiceError
+from app.services.sync_control import request_sync_now
 from app.settings import Settings
-from app.types import AccountStatus, ChangeKind, FolderRole, SyncPhase
+from app.types import AccountId, AccountStatus, ChangeKind, FolderRole, SyncPhase
 from sync.apply import FullSyncPass, apply_batch
 from sync.engine import Backoff, OutcomeKind, SyncOutcome, sync_account
 from sync.providers.errors import (
@@ -425,3 +426,25 @@ async def test_an_adapter_the_server_cannot_build_is_backed_off_with_its_code(
     outcome = await sync_account(account.id, not_configured, InProcessBus())
     assert (outcome.kind, outcome.error_code) == (OutcomeKind.BACKING_OFF, "NOT_CONFIGURED")
     assert (await SyncState.get(account_id=account.id)).last_error_code == "NOT_CONFIGURED"
+
+
+async def test_a_sync_now_during_a_run_keeps_the_account_due(db: Settings) -> None:
+    account = await new_account()
+    await SyncState.create(account_id=account.id, cursor="5", next_run_at=NOW)
+
+    class PushedDuringTheRun(ScriptedAdapter):
+        async def changes_since(self, cursor: str, *, with_content: bool) -> ChangeBatch:
+            batch = await super().changes_since(cursor, with_content=with_content)
+            clock.travel(timedelta(seconds=2))
+            await request_sync_now(AccountId(account.id))  # new mail pushed meanwhile
+            return batch
+
+    outcome = await run(account, PushedDuringTheRun(changes=[ChangeBatch(cursor="6")]))
+
+    assert outcome.kind == OutcomeKind.SYNCED
+    assert outcome.next_run_at == NOW + timedelta(seconds=2)  # not a whole interval later
+    state = await SyncState.get(account_id=account.id)
+    assert (state.next_run_at, state.last_success_at) == (NOW + timedelta(seconds=2),) * 2
+
+    quiet = await run(account, ScriptedAdapter(changes=[ChangeBatch(cursor="7")]))
+    assert quiet.next_run_at == NOW + timedelta(seconds=2 + 300)
