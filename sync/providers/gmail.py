@@ -51,6 +51,7 @@ import httpx
 
 from sync.providers.adapter import TokenSource
 from sync.providers.errors import CursorExpired, PermanentError
+from sync.providers.gmail_actions import GmailActions
 from sync.providers.gmail_batch import MAX_CALLS
 from sync.providers.gmail_client import GmailClient, NotFound, Params, gather_first_error
 from sync.providers.gmail_history import HistoryFold
@@ -75,7 +76,7 @@ RAW: Params = {"format": "raw"}
 METADATA: Params = {"format": "metadata", "metadataHeaders": METADATA_HEADERS}
 
 
-class GmailAdapter:
+class GmailAdapter(GmailActions):
     """One Gmail mailbox. ``base_url`` is ``https://gmail.googleapis.com`` or an emulator's."""
 
     def __init__(

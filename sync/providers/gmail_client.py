@@ -112,6 +112,20 @@ class GmailClient:
                 raise self._error(response, what)
             return json_object(response, what)
 
+    async def send(
+        self, http_method: str, path: str, what: str, body: JSON | None = None
+    ) -> JSON | None:
+        """A write call (POST, DELETE...) to ``/gmail/v1/users/me`` + ``path``: its JSON
+        answer, or None when Gmail answers without a body (204). Never retried here."""
+        async with self._slots:
+            with transport_errors(what):
+                response = await self._http.request(
+                    http_method, self._api + path, json=body, auth=self._auth
+                )
+            if response.status_code >= 400:
+                raise self._error(response, what)
+            return None if response.status_code == 204 else json_object(response, what)
+
     async def get_message(self, message_id: str, params: Params) -> JSON:
         """One ``messages.get``; ``NotFound`` if it does not exist."""
         return await self.get(f"/messages/{message_id}", "messages.get", params)

@@ -34,6 +34,7 @@ import httpx
 from app.types import FolderRole
 from sync.providers.adapter import TokenSource
 from sync.providers.errors import PermanentError, TransientError
+from sync.providers.graph_actions import GraphActions
 from sync.providers.graph_changes import FolderRound, merge_rounds
 from sync.providers.graph_client import DeltaGone, GraphClient, ItemNotFound, gather_all
 from sync.providers.graph_delta import (
@@ -65,7 +66,7 @@ from sync.providers.records import (
 __all__ = ["GraphAdapter"]
 
 
-class GraphAdapter:
+class GraphAdapter(GraphActions):
     """The MailboxAdapter of one Microsoft Graph mailbox.
 
     ``base_url`` is the Graph host (https://graph.microsoft.com, or an emulator's); requests go

@@ -91,6 +91,26 @@ class GraphClient:
     async def get_bytes(self, link: str, what: str) -> bytes:
         return (await self._get(link, what)).content
 
+    async def send(
+        self, http_method: str, path: str, what: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """A write call (PATCH, POST, DELETE) to a path under ``base_url``: its JSON answer, or
+        None for 202/204 answers. Never retried here."""
+        async with self._slots:
+            with transport_errors(what):
+                response = await self._http.request(
+                    http_method,
+                    f"{self.base_url}{self.relative(path)}",
+                    json=body,
+                    headers={"Prefer": self._prefer},
+                    auth=self._auth,
+                )
+        if response.status_code >= 400:
+            raise _error(response, what)
+        if response.status_code in (202, 204) or not response.content:
+            return None
+        return json_object(response, what)
+
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()
