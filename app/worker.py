@@ -28,8 +28,6 @@ from sync.engine import AdapterFactory, scheduled_sync
 from sync.jobs import DEFAULT_CONCURRENCY, run_jobs
 from sync.sessions import AdapterFactory as ProductionAdapters
 
-logger = logging.getLogger("inbox_api.worker")
-
 
 async def run_worker(
     settings: Settings,

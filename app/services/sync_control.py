@@ -1,4 +1,4 @@
-""" "Sync now": make an account due at once, for an API mutation or a provider's push message.
+"""The "sync now" use case: make an account due at once (an API mutation, a provider's push).
 
 The worker (``sync.jobs``) picks a due account up within its idle interval, in whichever process
 it runs. A provider's rate-limit wait is honoured: an account backing off keeps its
