@@ -121,6 +121,7 @@ class MutationErrorCode(Enum):
     NOT_FOUND = "NOT_FOUND"
     FORBIDDEN = "FORBIDDEN"
     CONFLICT = "CONFLICT"
+    PROVIDER_ERROR = "PROVIDER_ERROR"
 
 
 @strawberry.type(description="An expected failure of a mutation.")

@@ -32,6 +32,7 @@ from resolvers.errors import CodedErrors
 from resolvers.folders import FolderQueries
 from resolvers.ids import encode_id
 from resolvers.lookup import NodeQueries
+from resolvers.message_actions import MessageActionMutation
 from resolvers.messages import MessageQueries
 from resolvers.owner import Owner, OwnerMutation, resolve_viewer
 from resolvers.permissions import requires
@@ -67,7 +68,9 @@ class Query(AccountQueries, MessageQueries, ThreadQueries, FolderQueries, NodeQu
 
 
 @strawberry.type
-class Mutation(OwnerMutation, ConnectMutation, ConnectImapMutation, AccountMutation):
+class Mutation(
+    OwnerMutation, ConnectMutation, ConnectImapMutation, AccountMutation, MessageActionMutation
+):
     pass
 
 

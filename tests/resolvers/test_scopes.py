@@ -157,6 +157,25 @@ SCOPED_FIELDS: list[tuple[str, Action, str, tuple[str, ...]]] = [
         "mutation($id: ID!) { setCachePolicy(accountId: $id, retentionDays: 30) { __typename } }",
         ("setCachePolicy",),
     ),
+    # Unknown messages answer a MutationError (NOT_FOUND): data, and nothing reaches a provider.
+    *(
+        (
+            f"Mutation.{name}",
+            Action.MESSAGES_MODIFY,
+            f'mutation {{ {name}(ids: ["TWVzc2FnZTo5OTk5OQ"]{extra}) {{ __typename }} }}',
+            (name,),
+        )
+        for name, extra in (
+            ("markRead", ""),
+            ("star", ""),
+            ("addLabels", ', labelIds: ["Rm9sZGVyOjk5OTk5"]'),
+            ("removeLabels", ', labelIds: ["Rm9sZGVyOjk5OTk5"]'),
+            ("moveMessages", ', folderId: "Rm9sZGVyOjk5OTk5"'),
+            ("archive", ""),
+            ("trash", ""),
+            ("deletePermanently", ""),
+        )
+    ),
 ]
 
 

@@ -23,15 +23,17 @@ from app.services.message_actions import (
     register_message_writer,
 )
 from app.settings import Settings
-from app.types import Provider
+from app.types import Action, Provider
 from emulators.gmail_faults import FaultKind
 from emulators.graph_testing import EmulatedMailbox, ServedEmulator, serve_for_tests
+from resolvers.ids import encode_id
 from sync.actions import AdapterWriter
 from sync.engine import OutcomeKind, sync_account
 from sync.providers.actions import ActionKind
 from sync.providers.adapter import MailboxAdapter
 from sync.providers.graph import GraphAdapter
-from tests.factories import make_account, make_owner
+from tests.conftest import GraphQLCall
+from tests.factories import make_account, make_owner, make_token
 from tests.sync.harness import EmulatedGmail, served_gmail
 
 
@@ -280,3 +282,52 @@ async def test_graph_has_no_labels_and_its_failures_are_typed(
     assert not emulator.message(account.address, message.provider_id).is_read
     assert (await Message.get(id=message.id)).unread
     assert await changes(account) == before
+
+
+MARK_READ = """
+mutation($ids: [ID!]!) {
+  markRead(ids: $ids, read: true) {
+    __typename
+    ... on MessagesUpdated { ids messages { id unread } }
+    ... on MutationError { code message field }
+  }
+}
+"""
+
+
+async def test_mark_read_through_graphql(
+    db: Settings, gmail: EmulatedGmail, writer_for: Any, gql: GraphQLCall
+) -> None:
+    writer_for(gmail.adapter_factory)
+    mailbox = gmail.new_user()
+    mailbox.deliver(
+        f"From: a@example.com\r\nTo: {mailbox.email}\r\nSubject: s\r\n\r\nhi".encode(),
+        label_ids=["INBOX", "UNREAD"],
+    )
+    made = await make_owner()
+    account = await make_account(made.owner, address=mailbox.email)
+    await sync_account(account.id, gmail.adapter_factory, InProcessBus())
+    message = await first_message(account)
+    global_id = encode_id("Message", message.id)
+    token = await make_token(made.owner, actions={Action.MESSAGES_MODIFY, Action.MESSAGES_METADATA})
+
+    gmail.emulator.faults.inject(
+        FaultKind.BACKEND_ERROR, method="messages.modify", user=mailbox.email
+    )
+    failed = (await gql(token, MARK_READ, ids=[global_id]))["data"]["markRead"]
+    assert (failed["__typename"], failed["code"]) == ("MutationError", "PROVIDER_ERROR")
+    assert (await Message.get(id=message.id)).unread
+
+    done = (await gql(token, MARK_READ, ids=[global_id]))["data"]["markRead"]
+    assert done == {
+        "__typename": "MessagesUpdated",
+        "ids": [global_id],
+        "messages": [{"id": global_id, "unread": False}],
+    }
+    assert "UNREAD" not in gmail_labels(gmail, mailbox.email, message.provider_id)
+
+    # Another owner's message is not found, and no provider hears of it.
+    stranger = await make_owner()
+    other = await make_token(stranger.owner, actions={Action.MESSAGES_MODIFY})
+    refused = (await gql(other, MARK_READ, ids=[global_id]))["data"]["markRead"]
+    assert (refused["__typename"], refused["code"]) == ("MutationError", "NOT_FOUND")
