@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -364,7 +365,7 @@ async def test_connection_failures_name_their_stage(
 ) -> None:
     server = mailbox.server
     endpoint = mailbox.endpoint()
-    context = server.ssl_context()
+    context: ssl.SSLContext | None = server.ssl_context()
     if how == "closed port":
         endpoint = ImapEndpoint(server.host, _closed_port(), Security.TLS, mailbox.user)
     elif how == "unknown host":

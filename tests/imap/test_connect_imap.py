@@ -54,7 +54,7 @@ def ring(db: Settings) -> Iterator[KeyRing]:
 
 def imap_settings(db: Settings, dovecot: Dovecot, **overrides: Any) -> Settings:
     return Settings(
-        database_url=db.effective_database_url,  # type: ignore[arg-type]
+        database_url=db.effective_database_url,
         data_dir=db.data_dir,
         embedded_worker=False,
         imap_ca_file=dovecot.tls.ca_path,

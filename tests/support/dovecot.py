@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from emulators.runner import free_port
 from emulators.test_ca import TlsFiles, create_test_ca
@@ -265,9 +266,9 @@ class OtherClient:
         for raw in messages:
             parts.append(b" {%d+}\r\n" % len(raw) + raw)
         connection = self.imap
-        connection.send(b"".join(parts) + b"\r\n")  # type: ignore[attr-defined]
+        connection.send(b"".join(parts) + b"\r\n")
         while True:
-            line = connection.readline()  # type: ignore[attr-defined]
+            line = connection.readline()
             if not line:
                 raise RuntimeError("connection closed during APPEND")
             if line.startswith(b"A1 "):
@@ -356,7 +357,7 @@ class OtherClient:
             raise RuntimeError("the recreated folder kept its UIDVALIDITY")
 
 
-def _ok(result: tuple[str, list[object]]) -> None:
+def _ok(result: tuple[str, Any]) -> None:
     typ, data = result
     if typ != "OK":
         raise imaplib.IMAP4.error(f"{typ}: {data!r}")
