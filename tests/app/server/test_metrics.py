@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from pydantic import SecretStr
@@ -22,8 +21,12 @@ from app.models import SyncState
 from app.server import create_app
 from app.settings import Settings
 from app.types import AccountStatus, Provider, SyncPhase
-from emulators.runner import free_port
 from tests.factories import make_account, make_owner
+from tests.subscriptions.conftest import (
+    LiveServer,
+    LiveServerFactory,
+    live_server,  # noqa: F401 (a fixture, used by name)
+)
 
 METRICS_TOKEN = "metrics-secret-for-tests"
 
@@ -129,39 +132,27 @@ async def test_sync_lag_phases_and_failures_come_from_the_sync_states(app: Any) 
     assert backing_off >= 1
 
 
-@pytest.fixture
-async def served(db: Settings) -> AsyncIterator[str]:
-    """The application on a real port (uvicorn in this event loop); its base URL."""
-    app = create_app(db)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    async with app.app.state.background():  # type: ignore[attr-defined]
-        task = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                assert not task.done()
-                await asyncio.sleep(0.01)
-            yield f"127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            await task
-
-
-async def test_open_subscriptions_rise_and_fall_with_a_real_client(served: str) -> None:
+async def test_open_subscriptions_rise_and_fall_with_a_real_client(
+    live_server: LiveServerFactory,  # noqa: F811 (the fixture imported above)
+) -> None:
     made = await make_owner()
+    async with live_server() as server:
+        await count_open_subscriptions(server, made.token)
+
+
+async def count_open_subscriptions(server: LiveServer, token: str) -> None:
 
     async def open_subscriptions() -> float | None:
         async with httpx.AsyncClient(trust_env=False) as client:
             return sample(
-                (await client.get(f"http://{served}/metrics")).text, "inbox_api_open_subscriptions"
+                (await client.get(server.http_url.replace("/graphql", "/metrics"))).text,
+                "inbox_api_open_subscriptions",
             )
 
     assert await open_subscriptions() == 0
     transport = WebsocketsTransport(
-        url=f"ws://{served}/graphql",
-        init_payload={"Authorization": f"Bearer {made.token}"},
+        url=server.url,
+        init_payload={"Authorization": f"Bearer {token}"},
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
     )
     async with Client(transport=transport) as session:
