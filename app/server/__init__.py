@@ -29,6 +29,7 @@ from app.server.attachments import attachment_download
 from app.server.connection_limits import ConnectionRegistry
 from app.server.graphql_view import InboxGraphQL
 from app.server.http_errors import internal_error_handler
+from app.server.message_writer import message_writer
 from app.server.metrics import ServerMetrics
 from app.server.middleware import RequestGuard
 from app.server.oauth_callback import oauth_routes
@@ -112,7 +113,7 @@ def create_app(settings: Settings) -> RequestGuard:
             name="forget-revoked-tokens",
         )
         try:
-            async with embedded_sync_worker(settings, bus):
+            async with embedded_sync_worker(settings, bus), message_writer(settings, bus):
                 yield
         finally:
             revocations.cancel()
