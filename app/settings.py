@@ -81,9 +81,9 @@ class Settings(BaseSettings):
         100, description="Most WebSocket connections one token may hold open on one server process."
     )
     websocket_ping_seconds: float = Field(
-        15.0,
-        description="Seconds between the server's keep-alive pings on a WebSocket; the token is "
-        "checked again at each.",
+        30.0,
+        description="Seconds between the server's keep-alive pings on a WebSocket (under the "
+        "usual 60 s idle timeout of proxies); the token is checked again at each.",
     )
     websocket_compression: bool = Field(
         False,

@@ -98,27 +98,33 @@ def create_app(settings: Settings) -> RequestGuard:
         connections=connections,
         allowed_origins=settings.allowed_origins,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
-        keep_alive_interval=settings.websocket_ping_seconds,
     )
 
     @asynccontextmanager
     async def background() -> AsyncIterator[None]:
         """What runs beside the requests, on an open database: the event bus, the usage log
-        writer, the revocation watcher and the change-log tail of subscriptions."""
+        writer, the revocation watcher, WebSocket keep-alive pings and the change-log tail of
+        subscriptions."""
         if isinstance(bus, PostgresBus):
             await bus.start()
         usage_writer.start()
-        revocations = asyncio.create_task(
-            forget_revoked_tokens(bus, services.authenticator, connections),
-            name="forget-revoked-tokens",
-        )
+        watchers = [
+            asyncio.create_task(
+                forget_revoked_tokens(bus, services.authenticator, connections),
+                name="forget-revoked-tokens",
+            ),
+            asyncio.create_task(
+                connections.keep_alive(settings.websocket_ping_seconds), name="websocket-pings"
+            ),
+        ]
         try:
             async with embedded_sync_worker(settings, bus), message_writer(settings, bus):
                 yield
         finally:
-            revocations.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await revocations
+            for watcher in watchers:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await services.changes.stop()
             await usage_writer.stop()
             if isinstance(bus, PostgresBus):

@@ -1,8 +1,10 @@
 """The open WebSocket connections of this process, by token and owner.
 
-Two jobs: a cap on the connections one token holds at once (``admit`` refuses past it), and
+Three jobs: a cap on the connections one token holds at once (``admit`` refuses past it);
 closing every socket of a revoked token or a terminated owner (``close_token``,
-``close_owner``), which the revocation watcher calls for events from any process.
+``close_owner``), which the revocation watcher calls for events from any process; and the
+keep-alive (``keep_alive``): one task pings every connection once per interval, spread evenly
+over it, rather than a task and a timer per connection (memory, and no burst of pings).
 
 A connection is ``opened`` when its socket is accepted (no principal yet: it does not count),
 ``admit``-ted when ``connection_init`` authenticates it, and ``released`` when it ends. Every
@@ -25,10 +27,12 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_MANY_CONNECTIONS = 4429
 
 
-class Closable(Protocol):
+class Connection(Protocol):
     """One open connection, as the registry sees it."""
 
     async def close_connection(self, code: int, reason: str) -> None: ...
+
+    async def keep_alive(self) -> None: ...
 
 
 class TooManyConnections(Exception):
@@ -37,7 +41,7 @@ class TooManyConnections(Exception):
 
 @dataclass(slots=True)
 class _Entry:
-    connection: Closable
+    connection: Connection
     principal: Principal | None = None
 
 
@@ -52,7 +56,7 @@ class ConnectionRegistry:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def open(self, key: int, connection: Closable) -> None:
+    def open(self, key: int, connection: Connection) -> None:
         self._entries[key] = _Entry(connection)
 
     def admit(self, key: int, principal: Principal) -> None:
@@ -90,6 +94,23 @@ class ConnectionRegistry:
             if entry.principal is not None and entry.principal.owner_id == owner_id
         ]
         return await self._close(keys, reason)
+
+    async def keep_alive(self, interval: float) -> None:
+        """Run until cancelled: every admitted connection's ``keep_alive()`` once per interval."""
+        while True:
+            keys = [key for key, entry in self._entries.items() if entry.principal is not None]
+            pause = interval / max(len(keys), 1)
+            if not keys:
+                await asyncio.sleep(interval)
+            for key in keys:
+                await asyncio.sleep(pause)
+                entry = self._entries.get(key)
+                if entry is None:
+                    continue
+                try:
+                    await entry.connection.keep_alive()
+                except Exception as error:  # one broken socket must not stop the others' pings
+                    logger.warning("keep-alive failed (%s)", type(error).__name__)
 
     async def _close(self, keys: list[int], reason: str) -> int:
         connections = [self._entries[key].connection for key in keys if key in self._entries]

@@ -5,14 +5,13 @@ header and a bad one gets the single 401 answer. GET renders GraphiQL from our o
 files. WebSocket: graphql-transport-ws only, from the same origin or an allowed one; the token
 comes in ``connection_init`` (browsers cannot set headers on a WebSocket) and a bad one closes
 the socket with 4403. A token holds a capped number of connections (4429 past it), each a
-capped number of subscriptions. The server pings every ``keep_alive_interval`` seconds and
-checks the token again at each ping; revocation and termination close sockets at once
-(``app.server.connection_limits``).
+capped number of subscriptions. The connection registry (``app.server.connection_limits``)
+pings every connection once per ``websocket_ping_seconds``, checking its token again, and closes
+the sockets of revoked tokens and terminated owners at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -66,7 +65,7 @@ def _connection_token(context: Context) -> str | None:
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws with keep-alive pings and a seat in the connection registry."""
+    """graphql-transport-ws with a seat in the connection registry, which pings it."""
 
     @property
     def inbox(self) -> InboxGraphQL:
@@ -75,11 +74,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle(self) -> None:
         key = id(self.context)
         self.inbox.connections.open(key, self)
-        keep_alive = asyncio.create_task(self._keep_alive())
         try:
             await super().handle()
         finally:
-            keep_alive.cancel()
             self.inbox.connections.release(key)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
@@ -97,19 +94,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await self.websocket.close(code, reason)
 
-    async def _keep_alive(self) -> None:
-        while True:
-            await asyncio.sleep(self.inbox.ping_interval)
-            if not self.connection_acknowledged:
-                continue
-            # Catches expiry, and a revocation whose event this process missed.
-            if not await self.inbox.still_authorised(self.context):
-                await self.close_connection(CLOSE_FORBIDDEN, "Token no longer valid")
-                return
-            try:
-                await self.send_message({"type": "ping"})
-            except WebSocketDisconnected:
-                return
+    async def keep_alive(self) -> None:
+        """Ping, after checking the token again: this catches expiry, and a revocation whose
+        event this process missed."""
+        if not await self.inbox.still_authorised(self.context):
+            await self.close_connection(CLOSE_FORBIDDEN, "Token no longer valid")
+            return
+        with contextlib.suppress(WebSocketDisconnected):
+            await self.send_message({"type": "ping"})
 
 
 class InboxGraphQL(GraphQL[Context, None]):
@@ -125,13 +117,12 @@ class InboxGraphQL(GraphQL[Context, None]):
         connections: ConnectionRegistry,
         allowed_origins: Sequence[str] = (),
         max_subscriptions_per_connection: int = 20,
-        keep_alive_interval: float = 15,
     ) -> None:
         super().__init__(
             schema,
             allow_queries_via_get=False,
-            keep_alive=True,
-            keep_alive_interval=keep_alive_interval,
+            # Strawberry's keep-alive serves only the legacy protocol: the registry pings.
+            keep_alive=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
             max_subscriptions_per_connection=max_subscriptions_per_connection,
@@ -139,7 +130,6 @@ class InboxGraphQL(GraphQL[Context, None]):
         )
         self.services = services
         self.connections = connections
-        self.ping_interval = keep_alive_interval
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

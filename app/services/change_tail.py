@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -69,15 +68,16 @@ class Gap:
 class Listener:
     """Live rows for one subscription, bounded; ``take()`` returns None after an overflow."""
 
-    __slots__ = ("_limit", "_overflowed", "_pending", "_wakeup", "feed", "since")
+    __slots__ = ("_limit", "_overflowed", "_pending", "_waiter", "feed", "since")
 
     def __init__(self, feed: FeedFilter, since: int, limit: int) -> None:
         self.feed = feed
         self.since = since
         self._limit = limit
-        self._pending: deque[Change] = deque()
+        self._pending: list[Change] = []  # a deque would allocate 600 bytes per idle listener
         self._overflowed = False
-        self._wakeup = asyncio.Event()
+        # A bare future while waiting, not an asyncio.Event: idle listeners are most of them.
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, change: Change) -> None:
         if self._overflowed:
@@ -87,19 +87,25 @@ class Listener:
             self._pending.clear()
         else:
             self._pending.append(change)
-        self._wakeup.set()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def wait(self) -> None:
-        await self._wakeup.wait()
+        """Until ``take()`` has something to say."""
+        if self._pending or self._overflowed:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def take(self) -> list[Change] | None:
         """The rows offered since the last call, or None if some were dropped."""
-        self._wakeup.clear()
         if self._overflowed:
             self._overflowed = False
             return None
-        taken = list(self._pending)
-        self._pending.clear()
+        taken, self._pending = self._pending, []
         return taken
 
 
