@@ -90,6 +90,20 @@ class Folder(Node):
         return await accounts.account_of(info, self.account_id)
 
 
+async def folders_by_provider_id(
+    info: strawberry.Info[Context, None], account_id: int
+) -> dict[str, Folder]:
+    """An account's folders by the provider's id for them, built once per request: every
+    message of the account shares them for its labels."""
+    key = f"folders_by_provider_id:{account_id}"
+    found: dict[str, Folder] | None = info.context.loaders.get(key)
+    if found is None:
+        rows = await folders_of_account(info.context, account_id)
+        found = {row[3]: Folder.from_row(row) for row in rows}
+        info.context.loaders[key] = found
+    return found
+
+
 async def folders_of(info: strawberry.Info[Context, None], account_id: int) -> list[Folder]:
     """The folders of an account the caller reads, by name."""
     return [Folder.from_row(row) for row in await folders_of_account(info.context, account_id)]

@@ -8,6 +8,7 @@ one per field). Content fields need ``messages:content`` each, and ``account`` n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
@@ -23,7 +24,7 @@ from resolvers.context import Context
 from resolvers.filters import MessageCriteria, MessageFilter
 from resolvers.ids import decode_typed, encode_id
 from resolvers.lists import account_branches, count_rows, fetch_merged
-from resolvers.loaders import WindowKey, count_of, folders_of_account, message_row, window_of
+from resolvers.loaders import WindowKey, count_of, message_row, window_of
 from resolvers.node import Node
 from resolvers.pagination import (
     PageInfo,
@@ -74,9 +75,11 @@ class Message(Node):
     reply_to_json: strawberry.Private[Any]
     label_ids_json: strawberry.Private[Any]
     references_json: strawberry.Private[Any]
+    # The account's folders by provider id, shared by its messages (labels need no await).
+    folders: strawberry.Private[dict[str, Folder]]
 
     @classmethod
-    def from_row(cls, row: Row) -> Message:
+    def from_row(cls, row: Row, folders: dict[str, Folder]) -> Message:
         """A message from a row of ``rows.MESSAGE_COLUMNS`` (after the tag column)."""
         (
             _,
@@ -125,6 +128,7 @@ class Message(Node):
             reply_to_json=reply_to,
             label_ids_json=label_ids,
             references_json=references,
+            folders=folders,
         )
 
     @strawberry.field
@@ -144,14 +148,9 @@ class Message(Node):
         return [str(item) for item in as_json(self.references_json) or ()]
 
     @strawberry.field(description="The folders (Graph, IMAP) or labels (Gmail) it is in.")
-    async def labels(
-        self, info: strawberry.Info[Context, None]
-    ) -> list[Annotated[Folder, strawberry.lazy("resolvers.folders")]]:
-        wanted = as_json(self.label_ids_json) or ()
-        if not wanted:
-            return []
-        known = {row[3]: row for row in await folders_of_account(info.context, self.account_id)}
-        return [folders.Folder.from_row(known[pid]) for pid in wanted if pid in known]
+    def labels(self) -> list[Annotated[Folder, strawberry.lazy("resolvers.folders")]]:
+        known = self.folders
+        return [known[pid] for pid in as_json(self.label_ids_json) or () if pid in known]
 
     @strawberry.field(description="The conversation it belongs to.")
     async def thread(
@@ -253,11 +252,22 @@ def encode_cursor_of(node: Message) -> str:
     return encode_cursor(MESSAGES.kind, (node.date, node.row_id))
 
 
-def connection(
-    page: PageRequest, fetched: list[Row], count: Callable[[], Awaitable[int]]
+async def build_messages(info: strawberry.Info[Context, None], rows: list[Row]) -> list[Message]:
+    """Messages from rows, with their accounts' folders loaded first (one batched query)."""
+    accounts = list({row[3] for row in rows})
+    maps = await asyncio.gather(*(folders.folders_by_provider_id(info, a) for a in accounts))
+    by_account = dict(zip(accounts, maps, strict=True))
+    return [Message.from_row(row, by_account[row[3]]) for row in rows]
+
+
+async def connection(
+    info: strawberry.Info[Context, None],
+    page: PageRequest,
+    fetched: list[Row],
+    count: Callable[[], Awaitable[int]],
 ) -> MessageConnection:
     result = window(page, fetched)
-    nodes = [Message.from_row(row) for row in result.items]
+    nodes = await build_messages(info, result.items)
     keys = [(node.date, node.row_id) for node in nodes]
     return MessageConnection(
         nodes=nodes, page_info=page_info(MESSAGES.kind, keys, result), count=count
@@ -289,7 +299,9 @@ async def messages_of(
     batched with the same page of the other parents in the request."""
     key = WindowKey(MESSAGES, condition, parent, criteria, page)
     rows = await window_of(info.context, key)
-    return connection(page, rows, lambda: count_of(info.context, replace(key, page=None)))
+    return await connection(
+        info, page, rows, lambda: count_of(info.context, replace(key, page=None))
+    )
 
 
 async def list_messages(
@@ -304,12 +316,12 @@ async def list_messages(
     async def count() -> int:
         return sum((await count_rows(MESSAGES, branches, rest.where)).values())
 
-    return connection(page, rows, count)
+    return await connection(info, page, rows, count)
 
 
 async def find_message(info: strawberry.Info[Context, None], number: int) -> Message | None:
     row = await message_row(info.context, number)
-    return None if row is None else Message.from_row(row)
+    return None if row is None else (await build_messages(info, [row]))[0]
 
 
 @strawberry.type
