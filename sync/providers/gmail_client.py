@@ -97,7 +97,13 @@ class GmailClient:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             timeout=DEFAULT_TIMEOUT,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            limits=httpx.Limits(
+                max_connections=concurrency,
+                max_keepalive_connections=concurrency,
+                # Below the 5 s idle timeout common to servers (uvicorn's, the emulator's):
+                # reusing a connection just as the server closes it fails the whole batch.
+                keepalive_expiry=4.0,
+            ),
         )
         self._slots = asyncio.Semaphore(concurrency)
         self._max_retries = max_retries

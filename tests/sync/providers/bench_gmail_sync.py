@@ -11,7 +11,8 @@ on every call and slows down as it fills), loads a corpus and times a full sync 
 - the alternative the adapter was measured against and did not adopt: the same pages fetched
   with one ``messages.get`` per message, 8 and 16 in flight, parsed into the same records.
 
-Not a test (pytest does not collect ``bench_*``); prints one line per setting: messages/s.
+Not a test (pytest does not collect ``bench_*``); prints one line per setting: messages/s, and
+CPU time per message in the client and in the emulator (steadier than wall time on a busy box).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ ME = "bench@example.com"
 
 
 @contextmanager
-def emulator_process(messages: int) -> Iterator[str]:
+def emulator_process(messages: int) -> Iterator[tuple[str, int]]:
+    """(base URL, process id) of a fresh emulator holding ``messages`` corpus messages."""
     port = free_port()
     command = [
         sys.executable,
@@ -65,10 +67,17 @@ def emulator_process(messages: int) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield base_url
+        yield base_url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def access_token(base_url: str) -> str:
@@ -130,15 +139,22 @@ async def timed(
     label: str, messages: int, run: Callable[[str, str], Awaitable[int]], repeat: int
 ) -> None:
     """Best and worst rate of ``repeat`` runs, each against a fresh emulator: the emulator's
-    quota meter sums its one-minute window on every call, so a warm one slows down."""
-    rates = []
+    quota meter sums its one-minute window on every call, so a warm one slows down. Also the
+    CPU milliseconds per message of client and emulator, which a busy machine distorts less."""
+    rates, client_cpu, server_cpu = [], [], []
     for _ in range(repeat):
-        with emulator_process(messages) as base_url:
+        with emulator_process(messages) as (base_url, pid):
             token = access_token(base_url)
+            server_start, client_start = cpu_seconds(pid), time.process_time()
             start = time.perf_counter()
             count = await run(base_url, token)
             rates.append(count / (time.perf_counter() - start))
-    print(f"{label:<44} {count:>6} messages  best {max(rates):>6.0f}/s  worst {min(rates):>6.0f}/s")
+            client_cpu.append((time.process_time() - client_start) / count * 1000)
+            server_cpu.append((cpu_seconds(pid) - server_start) / count * 1000)
+    print(
+        f"{label:<44} {count:>6} messages  best {max(rates):>5.0f}/s  worst {min(rates):>5.0f}/s"
+        f"  CPU/message: client {min(client_cpu):.2f} ms, emulator {min(server_cpu):.2f} ms"
+    )
 
 
 async def main(messages: int, repeat: int) -> None:
