@@ -7,7 +7,7 @@
 // times on it (default 1), and prints one JSON object per line on stdout:
 //   {"event":"connected"}                          connection_ack received
 //   {"event":"ping"}                               the server pinged (the client answers pong)
-//   {"event":"next","sub":i,"payload":{...},"at":ms} a result of subscription i (at: Date.now())
+//   {"event":"next","sub":i,"payload":{...},"at":ms} a result of subscription i (at: epoch ms)
 //   {"event":"error","sub":i,"errors":[...]}       subscription i failed
 //   {"event":"complete","sub":i}                   subscription i ended
 //   {"event":"socket-error","message":"..."}       e.g. the handshake was refused (403)
@@ -72,7 +72,7 @@ for (let sub = 0; sub < Number(args.subscriptions); sub += 1) {
     { query: args.query, variables },
     {
       next: (payload) => {
-        emit({ event: "next", sub, payload, at: Date.now() });
+        emit({ event: "next", sub, payload, at: performance.timeOrigin + performance.now() });
         received += 1;
         if (received >= limit) {
           client.dispose();
