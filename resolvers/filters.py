@@ -48,8 +48,20 @@ def _contains(sql: Statement, column: str, text: str) -> str:
     return f"{column} {operator} {sql('%' + escaped + '%')} ESCAPE '\\'"
 
 
-def _json_text(sql: Statement, column: str) -> str:
-    return f"CAST({column} AS TEXT)" if sql.postgres else column
+def _address_matches(sql: Statement, columns: tuple[str, ...], text: str) -> str:
+    """Some address in these JSON columns has ``text`` in its name or email (not in the JSON
+    keys, which every row has)."""
+    if sql.postgres:
+        items = " UNION ALL ".join(f"SELECT jsonb_array_elements(m.{c}) AS a" for c in columns)
+        name, email = "x.a->>'name'", "x.a->>'email'"
+    else:
+        items = " UNION ALL ".join(
+            f"SELECT value AS a FROM json_each(m.{c})"  # noqa: S608 (column names are constants)
+            for c in columns
+        )
+        name, email = "json_extract(x.a, '$.name')", "json_extract(x.a, '$.email')"
+    either = f"{_contains(sql, name, text)} OR {_contains(sql, email, text)}"
+    return f"EXISTS (SELECT 1 FROM ({items}) AS x WHERE {either})"  # noqa: S608 (constant text; values are parameters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +100,10 @@ class MessageCriteria:
             if flag is not None:
                 conditions.append(f"{column} = {sql(flag)}")
         if self.sender is not None:
-            conditions.append(_contains(sql, _json_text(sql, "m.from_addresses"), self.sender))
+            conditions.append(_address_matches(sql, ("from_addresses",), self.sender))
         if self.recipient is not None:
-            either = " OR ".join(
-                _contains(sql, _json_text(sql, f"m.{column}"), self.recipient)
-                for column in ("to_addresses", "cc_addresses", "bcc_addresses")
-            )
-            conditions.append(f"({either})")
+            recipients = ("to_addresses", "cc_addresses", "bcc_addresses")
+            conditions.append(_address_matches(sql, recipients, self.recipient))
         if self.subject is not None:
             conditions.append(_contains(sql, "m.subject", self.subject))
         if self.since is not None:

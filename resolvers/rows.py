@@ -4,6 +4,18 @@ Column 0 of every row is a tag (branch key or the row's own id); the GraphQL typ
 the rest in the order written here (``Message.from_row``, ``Thread.from_row``, ...).
 By-id statements join ``accounts`` to keep the caller's owner; callers also check that the
 token may touch the row's account.
+
+What the read side expects of the rows ``sync.apply`` writes:
+
+- address columns and ``threads.participants``: JSON ``[{"name": ..., "email": ...}]``;
+- ``messages.label_ids`` (shown as labels) and ``message_labels`` (filtered on) name the same
+  folders: the provider ids of ``folders`` rows of the same account;
+- datetimes written through Tortoise (on SQLite: UTC text, as keyset cursors compare it);
+- ``threads.last_message_at`` set once a thread has a message (threads without it are not
+  listed);
+- ``message_bodies.headers``: JSON ``[[name, value], ...]``.
+
+Search needs nothing: triggers (migration 0002) keep ``message_search`` current.
 """
 
 from __future__ import annotations
