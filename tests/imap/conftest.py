@@ -122,7 +122,7 @@ def server_truth(mailbox: Mailbox, folders: Iterable[str]) -> dict[str, dict[str
     with mailbox.server.client(mailbox.user) as other:
         for folder in folders:
             validity = other.uidvalidity(folder)
-            for uid, (flags, raw) in other.fetch_all(folder).items():
+            for uid, (flags, raw) in other.fetch_all(folder, "HEADER").items():
                 truth[f"{validity}:{uid}:{folder}"] = {
                     "label_ids": [folder],
                     "unread": "\\Seen" not in flags,

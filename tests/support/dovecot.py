@@ -326,10 +326,11 @@ class OtherClient:
             self.imap.unselect()
         _ok(self.imap.delete(_quote(folder)))
 
-    def fetch_all(self, folder: str) -> dict[int, tuple[frozenset[str], bytes]]:
-        """UID -> (flags, raw message) of every message in ``folder`` (BODY.PEEK: no \\Seen)."""
+    def fetch_all(self, folder: str, section: str = "") -> dict[int, tuple[frozenset[str], bytes]]:
+        """UID -> (flags, raw message or ``section`` of it) of every message in ``folder``
+        (BODY.PEEK: nothing becomes \\Seen)."""
         self.select(folder)
-        typ, data = self.imap.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
+        typ, data = self.imap.uid("FETCH", "1:*", f"(UID FLAGS BODY.PEEK[{section}])")
         _ok((typ, data))
         found: dict[int, tuple[frozenset[str], bytes]] = {}
         for item in data:
