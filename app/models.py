@@ -103,6 +103,26 @@ class Credential(Model):
         unique_together = (("account", "kind"),)
 
 
+class SendKey(Model):
+    """An idempotency key of a send from one account, with its outcome: a retried send with
+    the same key answers the stored result and never sends twice (``app.services.send``)."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "models.Account", related_name="send_keys", on_delete=fields.CASCADE
+    )
+    account_id: int
+    key = fields.CharField(max_length=200)
+    state = fields.CharField(max_length=16, description="sending, sent or unknown")
+    message_id_header = fields.TextField()
+    provider_message_id = fields.CharField(max_length=255, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "send_keys"
+        unique_together = (("account", "key"),)
+
+
 class PendingAuthorization(Model):
     """An OAuth consent an owner started and the provider has not answered yet (10 minutes).
 

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(256 * 1024, description="Largest HTTP request body accepted.")
     default_page_size: int = Field(25, description="Page size when `first`/`last` is omitted.")
     max_page_size: int = Field(100, description="Largest `first`/`last` accepted.")
+    sends_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Messages one account may send per minute through this server process "
+        "(a token bucket: bursts up to this many, then this rate).",
+    )
     max_subscriptions_per_connection: int = Field(
         20, description="Most subscriptions one WebSocket connection may run at once."
     )

@@ -122,6 +122,7 @@ class MutationErrorCode(Enum):
     FORBIDDEN = "FORBIDDEN"
     CONFLICT = "CONFLICT"
     PROVIDER_ERROR = "PROVIDER_ERROR"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 @strawberry.type(description="An expected failure of a mutation.")

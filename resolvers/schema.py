@@ -36,6 +36,7 @@ from resolvers.message_actions import MessageActionMutation
 from resolvers.messages import MessageQueries
 from resolvers.owner import Owner, OwnerMutation, resolve_viewer
 from resolvers.permissions import requires
+from resolvers.send import SendMutation
 from resolvers.subscriptions import Subscription
 from resolvers.threads import ThreadQueries
 
@@ -69,7 +70,12 @@ class Query(AccountQueries, MessageQueries, ThreadQueries, FolderQueries, NodeQu
 
 @strawberry.type
 class Mutation(
-    OwnerMutation, ConnectMutation, ConnectImapMutation, AccountMutation, MessageActionMutation
+    OwnerMutation,
+    ConnectMutation,
+    ConnectImapMutation,
+    AccountMutation,
+    MessageActionMutation,
+    SendMutation,
 ):
     pass
 

@@ -50,6 +50,23 @@ class AdapterWriter(MessageWriter):
             finally:
                 await adapter.aclose()
 
+    async def send(
+        self, account_id: AccountId, raw: bytes, thread_provider_id: str | None
+    ) -> str | None:
+        account = await Account.get(id=account_id)
+        adapter = await self._open_adapter(account)
+        try:
+            send_mime = getattr(adapter, "send_mime", None)
+            if send_mime is None:
+                raise UnsupportedAction(f"{account.provider.value} accounts cannot send yet")
+            answer: ChangeBatch = await send_mime(raw, thread_provider_id)
+        finally:
+            await adapter.aclose()
+        if answer.upserts:
+            await apply_batch(account_id, answer, events=self._events)
+            return answer.upserts[0].provider_id
+        return None
+
 
 def _merged(batches: Sequence[ChangeBatch]) -> ChangeBatch:
     """One batch of several answers (each names other messages)."""

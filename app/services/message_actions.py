@@ -56,8 +56,20 @@ class MessageWriter(Protocol):
         ``UnsupportedAction``) after applying the answers received before it."""
         ...
 
+    async def send(
+        self, account_id: AccountId, raw: bytes, thread_provider_id: str | None
+    ) -> str | None:
+        """Send complete MIME from the account; the provider's id of the sent message when
+        its answer names it (the cache is updated from that answer)."""
+        ...
+
 
 _writer: MessageWriter | None = None
+
+
+def message_writer() -> MessageWriter | None:
+    """The registered writer, if any."""
+    return _writer
 
 
 def register_message_writer(writer: MessageWriter | None) -> MessageWriter | None:

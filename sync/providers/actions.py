@@ -48,3 +48,8 @@ class MessageActions(Protocol):
     async def act(self, provider_id: str, action: MessageAction) -> ChangeBatch:
         """Perform ``action`` on one message; the message's new state as the provider has it."""
         ...
+
+    async def send_mime(self, raw: bytes, thread_provider_id: str | None) -> ChangeBatch:
+        """Send ``raw`` (complete MIME; a reply in ``thread_provider_id`` when given); the sent
+        message as the provider answers it (an empty batch when it answers without it)."""
+        ...

@@ -9,11 +9,12 @@ answers 204 and becomes a deletion.
 
 from __future__ import annotations
 
+import base64
 from urllib.parse import quote
 
 from sync.providers.actions import ActionKind, MessageAction
 from sync.providers.gmail_client import GmailClient
-from sync.providers.gmail_records import flags_record
+from sync.providers.gmail_records import METADATA_HEADERS, flags_record, message_record
 from sync.providers.records import ChangeBatch
 
 # Labels that behave like folders: a move takes the message out of them.
@@ -41,6 +42,18 @@ class GmailActions:
         if answer is None or "id" not in answer:
             answer = await self._client.get_message(provider_id, {"format": "minimal"})
         return ChangeBatch(flag_updates=[flags_record(answer)])
+
+    async def send_mime(self, raw: bytes, thread_provider_id: str | None) -> ChangeBatch:
+        body: dict[str, str] = {"raw": base64.urlsafe_b64encode(raw).decode("ascii")}
+        if thread_provider_id:
+            body["threadId"] = thread_provider_id
+        answer = await self._client.send("POST", "/messages/send", "messages.send", body)
+        if not answer or "id" not in answer:
+            return ChangeBatch()
+        sent = await self._client.get_message(
+            str(answer["id"]), {"format": "metadata", "metadataHeaders": METADATA_HEADERS}
+        )
+        return ChangeBatch(upserts=[message_record(sent, with_content=False)])
 
 
 def _label_change(action: MessageAction) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -111,6 +111,20 @@ class GraphClient:
             return None
         return json_object(response, what)
 
+    async def send_text(self, http_method: str, path: str, what: str, text: str) -> None:
+        """A write call with a ``text/plain`` body (``sendMail`` with MIME); no answer body."""
+        async with self._slots:
+            with transport_errors(what):
+                response = await self._http.request(
+                    http_method,
+                    f"{self.base_url}{self.relative(path)}",
+                    content=text.encode("ascii"),
+                    headers={"Prefer": self._prefer, "Content-Type": "text/plain"},
+                    auth=self._auth,
+                )
+        if response.status_code >= 400:
+            raise _error(response, what)
+
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()

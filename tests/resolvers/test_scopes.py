@@ -176,6 +176,14 @@ SCOPED_FIELDS: list[tuple[str, Action, str, tuple[str, ...]]] = [
             ("deletePermanently", ""),
         )
     ),
+    # An unknown account answers a MutationError (NOT_FOUND): data, and nothing is sent.
+    (
+        "Mutation.sendMessage",
+        Action.MESSAGES_SEND,
+        'mutation { sendMessage(input: {accountId: "QWNjb3VudDo5OTk5OQ", idempotencyKey: "k",'
+        ' to: [{email: "a@example.com"}], textBody: "x"}) { __typename } }',
+        ("sendMessage",),
+    ),
 ]
 
 
