@@ -24,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 from email.parser import BytesHeaderParser
@@ -91,9 +91,10 @@ def read_fetch(response: Response) -> Fetched:
 
 
 def message_record(
-    folder: str, validity: int, fetched: Fetched, with_content: bool
+    folder: str, validity: int, fetched: Fetched, with_content: bool, keep_raw: bool = True
 ) -> MessageRecord:
-    """The record of one fetched message (a module-level function: a process pool can run it)."""
+    """The record of one fetched message (a module-level function: a process pool can run it;
+    ``keep_raw=False`` leaves ``raw_mime`` out, for the caller who has the bytes already)."""
     own_id = provider_id(folder, validity, fetched.uid)
     raw = fetched.raw or b""
     content = None
@@ -104,7 +105,7 @@ def message_record(
             text_body=parsed.text_body,
             html_body=parsed.html_body,
             headers=parsed.headers,
-            raw_mime=raw,
+            raw_mime=raw if keep_raw else None,
         )
     else:
         # Only the header block: parsing it as a message would report the missing body parts.
@@ -193,9 +194,6 @@ def _internal_date(text: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-Build = Callable[[str, int, Fetched, bool], MessageRecord]
-
-
 async def fetch_messages(
     connection: ImapConnection,
     folder: str,
@@ -207,30 +205,49 @@ async def fetch_messages(
 ) -> list[MessageRecord]:
     """Fetch and parse ``uids`` of the selected ``folder``, in UID order; gone ones are skipped."""
     loop = asyncio.get_running_loop()
-    pending: list[Awaitable[MessageRecord]] = []
+    pending: list[asyncio.Future[MessageRecord]] = []
     records: list[MessageRecord] = []
     items = FULL_ITEMS if with_content else HEADER_ITEMS
     ordered = sorted(uids)
-    for start in range(0, len(ordered), UIDS_PER_COMMAND):
-        chunk = ordered[start : start + UIDS_PER_COMMAND]
-        wanted = set(chunk)
-        async for response in connection.stream(f"UID FETCH {compress(chunk)} {items}"):
-            if response.kind != "FETCH":
-                continue
-            fetched = read_fetch(response)
-            if fetched.uid not in wanted or fetched.raw is None:
-                continue  # an unsolicited FLAGS update of another message
-            wanted.discard(fetched.uid)
-            if executor is None:
-                records.append(message_record(folder, validity, fetched, with_content))
-                await asyncio.sleep(0)  # parsing takes milliseconds: let others run
-            else:
-                pending.append(
-                    loop.run_in_executor(
-                        executor, message_record, folder, validity, fetched, with_content
-                    )
-                )
-    if pending:
+    try:
+        for start in range(0, len(ordered), UIDS_PER_COMMAND):
+            chunk = ordered[start : start + UIDS_PER_COMMAND]
+            wanted = set(chunk)
+            async for response in connection.stream(f"UID FETCH {compress(chunk)} {items}"):
+                if response.kind != "FETCH":
+                    continue
+                fetched = read_fetch(response)
+                if fetched.uid not in wanted or fetched.raw is None:
+                    continue  # an unsolicited FLAGS update of another message
+                wanted.discard(fetched.uid)
+                if executor is None:
+                    records.append(message_record(folder, validity, fetched, with_content))
+                    await asyncio.sleep(0)  # parsing takes milliseconds: let others run
+                else:  # parsed while the next ones arrive
+                    parse = _parse_in(executor, loop, folder, validity, fetched, with_content)
+                    pending.append(asyncio.ensure_future(parse))
         records.extend(await asyncio.gather(*pending))
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        raise
     records.sort(key=lambda record: parse_provider_id(record.provider_id)[2])
     return records
+
+
+async def _parse_in(
+    executor: Executor,
+    loop: asyncio.AbstractEventLoop,
+    folder: str,
+    validity: int,
+    fetched: Fetched,
+    with_content: bool,
+) -> MessageRecord:
+    """``message_record`` in ``executor``; the raw bytes are not sent back, only put back."""
+    record = await loop.run_in_executor(
+        executor, message_record, folder, validity, fetched, with_content, False
+    )
+    if record.content is None:
+        return record
+    return replace(record, content=replace(record.content, raw_mime=fetched.raw))

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 import random
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from emulators.runner import free_port
 from sync.providers.errors import AuthRevoked, PermanentError, TransientError
 from sync.providers.imap import MAX_RESETS_PER_WINDOW, ImapAdapter, ImapEndpoint, Security
 from sync.providers.imap_connection import ImapConnection, check_login
+from sync.providers.imap_fetch import Fetched
 from sync.providers.records import ChangeBatch, MessageRecord
 from tests.imap.conftest import Mailbox, adapter_for, server_truth
 from vault import Secret
@@ -189,6 +192,25 @@ async def test_records_carry_envelope_threads_bodies_and_attachments(mailbox: Ma
             )
     finally:
         await adapter.aclose()
+
+
+async def test_parsing_in_an_executor_gives_the_same_records(mailbox: Mailbox) -> None:
+    fill(mailbox)
+    inline = adapter_for(mailbox)
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        pooled = adapter_for(mailbox, executor=executor)
+        try:
+            expected = await inline.full_sync_page(None, with_content=True)
+            got = await pooled.full_sync_page(None, with_content=True)
+        finally:
+            await inline.aclose()
+            await pooled.aclose()
+    assert got.upserts == expected.upserts
+    assert all(record.content and record.content.raw_mime for record in got.upserts)
+    # What a process pool would send both ways survives pickling.
+    assert pickle.loads(pickle.dumps(got.upserts)) == got.upserts  # noqa: S301 (our own bytes)
+    fetched = Fetched(uid=1, flags=frozenset({"\\Seen"}), internal_date=None, size=3, raw=b"x")
+    assert pickle.loads(pickle.dumps(fetched)) == fetched  # noqa: S301 (our own bytes)
 
 
 @pytest.mark.parametrize(
