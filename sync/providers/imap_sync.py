@@ -127,8 +127,7 @@ async def search_uids(
             for index in range(len(items) - 1):
                 if isinstance(items[index], str) and as_text(items[index]).upper() == "ALL":
                     found.extend(expand(as_text(items[index + 1])))
-    upper = high if high is not None else None
-    return sorted(u for u in set(found) if u >= low and (upper is None or u <= upper))
+    return sorted(u for u in set(found) if u >= low and (high is None or u <= high))
 
 
 async def full_sync_step(
@@ -142,7 +141,9 @@ async def full_sync_step(
         state.validity, state.uid, state.count = selected.validity, 0, 0
         state.end = max(selected.uidnext - 1, 0)
         state.modseq = selected.modseq
-        changes.resync = await _listing(connection, state, options)
+        changes.resync = _resync(
+            state, await search_uids(connection, 1, None, esearch=options.esearch)
+        )
     uids = await search_uids(connection, state.uid + 1, state.end, esearch=options.esearch)
     await _fetch_new(connection, state, uids, budget, options, changes, seen_up_to=state.end)
     return changes
@@ -163,8 +164,8 @@ async def changes_step(
         if not state.restart(selected.validity, int(time.time())):
             return changes  # reset too often lately: left alone until ``frozen_until``
         state.modseq = selected.modseq
-        changes.resync = await _listing(connection, state, options)
         new = await search_uids(connection, 1, None, esearch=options.esearch)
+        changes.resync = _resync(state, new)
         await _fetch_new(
             connection, state, new, budget, options, changes, seen_up_to=selected.uidnext - 1
         )
@@ -180,7 +181,8 @@ async def changes_step(
         changed = await _changed_flags(connection, state, options) if known else {}
         present = await _count_upto(connection, known, options) if known else 0
         if use_qresync or present != state.count:
-            changes.resync = await _listing(connection, state, options)
+            listing = await search_uids(connection, 1, None, esearch=options.esearch)
+            changes.resync = _resync(state, listing)
         state.count = present
     changes.flag_updates = [
         flags_record(state.name, state.validity, uid, flags)
@@ -225,11 +227,8 @@ async def _fetch_new(
         state.uid = max(state.uid, seen_up_to)
 
 
-async def _listing(
-    connection: ImapConnection, state: FolderState, options: Options
-) -> FolderResync:
-    """Every message the folder holds now, for apply to drop the rest."""
-    uids = await search_uids(connection, 1, None, esearch=options.esearch)
+def _resync(state: FolderState, uids: Sequence[int]) -> FolderResync:
+    """Every message the folder holds now (``uids``), for apply to drop the rest."""
     return FolderResync(
         state.name, frozenset(provider_id(state.name, state.validity, uid) for uid in uids)
     )

@@ -146,6 +146,28 @@ async def test_full_sync_pages_equal_the_server_and_mark_nothing_seen(mailbox: M
     assert inbox["modseq"] > 0
 
 
+async def test_a_folder_renumbered_during_the_full_sync_is_fetched_again(
+    mailbox: Mailbox,
+) -> None:
+    fill(mailbox)
+    replica = Replica()
+    adapter = adapter_for(mailbox, page_size=28)
+    try:
+        first = await adapter.full_sync_page(None, with_content=False)
+        replica.apply(first)
+        assert sum(m["label_ids"] == ["Archive"] for m in replica.messages.values()) == 3
+        with mailbox.server.client(mailbox.user) as other:
+            other.recreate_with_same_messages("Archive")
+        token = first.next_page_token
+        while token is not None:
+            batch = await adapter.full_sync_page(token, with_content=False)
+            replica.apply(batch)
+            token = batch.next_page_token
+    finally:
+        await adapter.aclose()
+    assert replica.messages == server_truth(mailbox, SYNCED)
+
+
 async def test_records_carry_envelope_threads_bodies_and_attachments(mailbox: Mailbox) -> None:
     rng_seed = 5
     corpus = make_mailbox(rng_seed, 12, reply_ratio=0.6)
