@@ -331,3 +331,44 @@ async def test_mark_read_through_graphql(
     other = await make_token(stranger.owner, actions={Action.MESSAGES_MODIFY})
     refused = (await gql(other, MARK_READ, ids=[global_id]))["data"]["markRead"]
     assert (refused["__typename"], refused["code"]) == ("MutationError", "NOT_FOUND")
+
+
+TRASH = """
+mutation($ids: [ID!]!) {
+  trash(ids: $ids) {
+    __typename
+    ... on MessagesUpdated { ids messages { id labels { name } } }
+    ... on MutationError { code }
+  }
+}
+"""
+
+
+async def test_trash_through_graphql_on_graph_and_token_accounts(
+    db: Settings, graph: GraphFactory, writer_for: Any, gql: GraphQLCall
+) -> None:
+    writer_for(graph)
+    account = await synced_graph(graph)
+    owner = await account.owner
+    other = await make_account(owner, address="other@example.com")
+    message = await first_message(account)
+    global_id = encode_id("Message", message.id)
+    emulator = graph.served.emulator
+
+    # A token of the same owner limited to another account does not see the message.
+    narrow = await make_token(owner, actions={Action.MESSAGES_MODIFY}, account_ids=[other.id])
+    refused = (await gql(narrow, TRASH, ids=[global_id]))["data"]["trash"]
+    assert refused == {"__typename": "MutationError", "code": "NOT_FOUND"}
+    assert emulator.message(account.address, message.provider_id).folder_id != (
+        emulator.store.folder(emulator.user_id(account.address), "deleteditems").id
+    )
+
+    token = await make_token(owner, actions={Action.MESSAGES_MODIFY, Action.MESSAGES_METADATA})
+    done = (await gql(token, TRASH, ids=[global_id]))["data"]["trash"]
+    assert done["__typename"] == "MessagesUpdated"
+    assert done["ids"] == [global_id]
+    deleted_items = emulator.store.folder(emulator.user_id(account.address), "deleteditems")
+    assert emulator.message(account.address, message.provider_id).folder_id == deleted_items.id
+    assert [label["name"] for label in done["messages"][0]["labels"]] == [
+        deleted_items.display_name
+    ]
