@@ -261,7 +261,7 @@ async def test_full_sync_reproduces_the_mailbox(env: Env) -> None:
 
 
 async def test_metadata_format_gives_the_same_envelope_without_bodies(env: Env) -> None:
-    env.emulator.load_corpus(ME, seed=22, count=120)
+    env.emulator.load_corpus(ME, seed=22, count=60)
     with_raw, _, _ = await full_sync(env.adapter)
     with_metadata, _, _ = await full_sync(env.adapter, with_content=False)
     assert set(with_raw) == set(with_metadata)
@@ -288,7 +288,7 @@ async def test_a_metadata_scoped_token_can_sync_without_content(env: Env) -> Non
 
 
 async def test_resuming_from_a_page_token_gives_the_same_mailbox(env: Env) -> None:
-    env.emulator.load_corpus(ME, seed=24, count=250)
+    env.emulator.load_corpus(ME, seed=24, count=150)
     everything, cursor, _ = await full_sync(env.adapter)
     first = await env.adapter.full_sync_page(None, with_content=False)
     assert first.next_page_token is not None
@@ -308,7 +308,7 @@ async def test_resuming_from_a_page_token_gives_the_same_mailbox(env: Env) -> No
 
 
 async def test_changes_during_a_full_sync_are_caught_by_history_afterwards(env: Env) -> None:
-    stored = env.emulator.load_corpus(ME, seed=25, count=250)
+    stored = env.emulator.load_corpus(ME, seed=25, count=150)
     box = env.mailbox.box
     state: dict[str, MessageRecord] = {}
     first = await env.adapter.full_sync_page(None, with_content=False)
