@@ -20,6 +20,7 @@ from app.types import (
     AccountStatus,
     ChangeKind,
     CredentialKind,
+    ExportStatus,
     FolderRole,
     Provider,
     SyncPhase,
@@ -339,3 +340,30 @@ class UsageLogEntry(Model):
     class Meta:
         table = "usage_log"
         indexes = (Index(fields=("owner_id", "at")),)
+
+
+class ExportJob(Model):
+    """An owner's data export: a zip in the data directory, named by a random ``archive_id``,
+    downloadable by the owner until ``expires_at``; then the purge deletes the file and the row.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    owner: fields.ForeignKeyRelation[Owner] = fields.ForeignKeyField(
+        "models.Owner", related_name="exports", on_delete=fields.CASCADE
+    )
+    owner_id: int
+    archive_id = fields.CharField(max_length=64, unique=True)
+    status = fields.CharEnumField(ExportStatus, max_length=16, default=ExportStatus.PENDING)
+    account_ids: Any = fields.JSONField(null=True, description="null: every account of the owner")
+    messages_total = fields.IntField(default=0)
+    messages_done = fields.IntField(default=0)
+    size_bytes = fields.BigIntField(null=True)
+    error_code = fields.CharField(max_length=64, null=True)
+    lease_owner = fields.CharField(max_length=64, null=True)
+    lease_expires_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "export_jobs"

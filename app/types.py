@@ -82,6 +82,17 @@ class CredentialKind(StrEnum):
     SMTP_PASSWORD = "smtp_password"  # noqa: S105 (a kind name, not a secret)
 
 
+class ExportStatus(StrEnum):
+    """Where an owner's data export stands. EXPIRED is never stored: it is a READY export past
+    its expiry, shown until the purge removes it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    READY = "ready"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
 class ChangeKind(StrEnum):
     """What one row of the per-account change log records."""
 
