@@ -39,9 +39,15 @@ async def disconnect_account(
         account = await Account.get_or_none(id=account_id, owner_id=principal.owner_id)
     if account is None:
         raise NotFound("account not found")
-    revoked = account.provider == Provider.GMAIL and await _revoke_google(settings, account)
+    revoked = await revoke_provider_grant(settings, account)
     await Account.filter(id=account.id).delete()
     return Disconnected(AccountId(account.id), revoked)
+
+
+async def revoke_provider_grant(settings: Settings, account: Account) -> bool:
+    """Best effort: True when the provider confirmed that our access to the mailbox is gone
+    (Gmail); False when it cannot be revoked (Microsoft, IMAP) or revocation failed."""
+    return account.provider == Provider.GMAIL and await _revoke_google(settings, account)
 
 
 async def _revoke_google(settings: Settings, account: Account) -> bool:
