@@ -21,7 +21,8 @@ fenced by the lease, so a worker that lost one writes nothing more.
 ``AccountRunner`` they pass in: ``sync.engine.scheduled_sync``), release, and otherwise sleep
 ``idle_seconds`` (or until woken or stopped). It never spins: a failed run returns with
 ``next_run_at`` in the future, and a run that crashes keeps its lease until it expires. It never
-calls a provider itself and never decides what an error means.
+calls a provider itself and never decides what an error means. Beside it runs the maintenance
+loop of ``app.services.schedule`` (exports, the purge), so every worker keeps the promises.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tortoise.transactions import in_transaction
 
 from app import clock
 from app.models import Account, SyncState
+from app.services.schedule import run_maintenance
 from app.settings import Settings
 from app.types import AccountStatus
 
@@ -159,6 +161,7 @@ class _Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        self._settings = settings
         self._run_account = run_account
         self._id = worker_id
         self._concurrency = concurrency
@@ -175,6 +178,9 @@ class _Worker:
     ) -> None:
         logger.info("sync worker %s started (%d at a time)", self._id, self._concurrency)
         heartbeat = asyncio.create_task(self._renew_leases(stop))
+        maintenance = asyncio.create_task(
+            run_maintenance(self._settings, self._id, stop_event=stop), name="maintenance"
+        )
         loop = asyncio.get_running_loop()
         housekeeping_at = loop.time()
         try:
@@ -191,7 +197,9 @@ class _Worker:
         finally:
             await self._finish(grace_seconds)
             heartbeat.cancel()
-            await asyncio.wait([heartbeat])
+            if not (await asyncio.wait([maintenance], timeout=grace_seconds))[0]:
+                maintenance.cancel()
+            await asyncio.wait([heartbeat, maintenance])
             logger.info("sync worker %s stopped", self._id)
 
     async def _start_due_runs(self) -> None:
