@@ -27,6 +27,7 @@ from app.events.postgres import PostgresBus
 from app.graphiql import GRAPHIQL_MOUNT_PATH, GRAPHIQL_STATIC_DIR
 from app.server.attachments import attachment_download
 from app.server.connection_limits import ConnectionRegistry
+from app.server.exports import export_download
 from app.server.graphql_view import InboxGraphQL
 from app.server.http_errors import internal_error_handler
 from app.server.message_writer import message_writer
@@ -152,6 +153,7 @@ def create_app(settings: Settings) -> RequestGuard:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/attachments/{attachment_id}", attachment_download(services)),
+            Route("/exports/{archive_id}", export_download(services)),
             metrics.route(),
             *oauth_routes(),
             Mount(GRAPHIQL_MOUNT_PATH, StaticFiles(directory=GRAPHIQL_STATIC_DIR)),
