@@ -36,6 +36,7 @@ from resolvers.message_actions import MessageActionMutation
 from resolvers.messages import MessageQueries
 from resolvers.owner import Owner, OwnerMutation, resolve_viewer
 from resolvers.permissions import requires
+from resolvers.privacy import PrivacyMutation, PrivacyQueries
 from resolvers.send import SendMutation
 from resolvers.subscriptions import Subscription
 from resolvers.threads import ThreadQueries
@@ -50,7 +51,9 @@ class CurrentToken:
 
 
 @strawberry.type
-class Query(AccountQueries, MessageQueries, ThreadQueries, FolderQueries, NodeQueries):
+class Query(
+    AccountQueries, MessageQueries, ThreadQueries, FolderQueries, NodeQueries, PrivacyQueries
+):
     @strawberry.field(
         extensions=requires(Action.OWNER), description="The owner of the calling token."
     )
@@ -74,6 +77,7 @@ class Mutation(
     ConnectMutation,
     ConnectImapMutation,
     AccountMutation,
+    PrivacyMutation,
     MessageActionMutation,
     SendMutation,
 ):

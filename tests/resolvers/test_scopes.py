@@ -57,6 +57,20 @@ SCOPED_FIELDS: list[tuple[str, Action, str, tuple[str, ...]]] = [
         'mutation { updateProfile(name: "New") { __typename } }',
         ("updateProfile",),
     ),
+    ("Query.exports", Action.OWNER, "{ exports { id } }", ("exports",)),
+    (
+        "Mutation.requestExport",
+        Action.OWNER,
+        "mutation { requestExport { __typename } }",
+        ("requestExport",),
+    ),
+    # A confirmation that is not the owner's email answers a MutationError and terminates nothing.
+    (
+        "Mutation.terminateOwner",
+        Action.OWNER,
+        'mutation { terminateOwner(confirm: "someone@else.example") { __typename } }',
+        ("terminateOwner",),
+    ),
     # A returnUrl outside the allow-list answers a MutationError: data without any OAuth client.
     (
         "Mutation.connectGmail",
