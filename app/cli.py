@@ -1,7 +1,8 @@
-"""The ``inbox-api`` command: serve, worker, migrate, owners, tokens, vault, schema. Wiring only.
+"""The ``inbox-api`` command: serve, worker, migrate, owners, tokens, vault, purge, schema.
 
-Every command reads its settings from ``INBOX_API_*`` environment variables (see README);
-options given here override them. Raw tokens are printed once, to stdout, and nowhere else.
+Wiring only. Every command reads its settings from ``INBOX_API_*`` environment variables (see
+README); options given here override them. Raw tokens are printed once, to stdout, and nowhere
+else.
 """
 
 from __future__ import annotations
@@ -142,6 +143,25 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.purge import SECTIONS, purge
+
+    async def go() -> int:
+        await open_database(settings, apply_migrations=not settings.is_postgres)
+        try:
+            report = await purge(settings, dry_run=args.dry_run)
+        finally:
+            await close_database()
+        print("dry run: nothing deleted; would delete" if report.dry_run else "deleted")
+        for name, counts in report.sections.items():
+            print(f"  {SECTIONS[name]}: {sum(counts.values())}")
+            for table, count in sorted(counts.items()):
+                print(f"    {table:<20} {count:>10}")
+        return 0
+
+    return _run(go())
 
 
 def _vault_command(work: Callable[[], Awaitable[None]], settings: Settings) -> int:
@@ -324,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     new_primary.add_argument("--promote", metavar="KEY_ID", help="make this key primary first")
     rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
     rotate.set_defaults(handler=cmd_vault_rotate)
+
+    purge = commands.add_parser(
+        "purge", help="delete what is past its retention (the worker also does it hourly)"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="count per table, delete nothing")
+    purge.set_defaults(handler=cmd_purge)
 
     schema = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
     schema.add_argument("--output", help="write to this file instead of stdout")
