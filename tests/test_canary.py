@@ -9,6 +9,7 @@ stored in clear on purpose must appear everywhere: it proves each place searched
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import glob
 import logging
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tortoise import connections
 
 from app.models import Credential
 from app.services.credentials import CredentialUnavailable, read_credential, store_credential
@@ -55,12 +57,19 @@ def _forms(value: str) -> list[bytes]:
     return forms
 
 
-def _raw_database(settings: Settings) -> bytes:
+async def _raw_database(settings: Settings) -> bytes:
     url = settings.effective_database_url
     if settings.is_postgres:
-        return subprocess.run(
-            [_pg_dump(), "--no-owner", f"--dbname={url}"], check=True, capture_output=True
-        ).stdout
+        dumped = await asyncio.to_thread(
+            subprocess.run,
+            [_pg_dump(), "--no-owner", f"--dbname={url}"],
+            check=True,
+            capture_output=True,
+        )
+        return dumped.stdout
+    # Move everything committed into the main file first: a checkpoint by a background writer
+    # between reading the main file and the WAL could otherwise hide rows from both reads.
+    await connections.get("default").execute_query("PRAGMA wal_checkpoint(TRUNCATE)")
     path = Path(url.removeprefix("sqlite://"))
     siblings = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-journal")]
     return b"".join(p.read_bytes() for p in siblings if p.exists())
@@ -130,7 +139,7 @@ async def test_a_planted_canary_appears_nowhere(
     logs = "\n".join(
         f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in every_log_record.records
     ).encode()
-    dump = _raw_database(settings)
+    dump = await _raw_database(settings)
     places = {"API answers": answers, "log records": logs, "raw database": dump}
     assert len(bodies) == len(QUERIES)
     assert b'"credentialsSet": true' in answers.replace(b'":true', b'": true')
