@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import secrets
+import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from email.headerregistry import Group
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from app import clock
 from app.auth.principal import Principal
@@ -69,6 +70,7 @@ LEASE = timedelta(minutes=5)
 FORMAT = "inbox-api-export/1"
 ENVELOPE_BATCH = 200
 BODY_BATCH = 20
+USAGE_PAGE = 1000
 _ACTIVE = (ExportStatus.PENDING, ExportStatus.RUNNING)
 _ARCHIVE_SUFFIX = ".zip"
 _PARTIAL_SUFFIX = ".zip.part"
@@ -238,55 +240,42 @@ async def build_export(settings: Settings, job: ExportJob, worker_id: str) -> No
     total = await Message.filter(account_id__in=account_ids).count() if account_ids else 0
     await _progress(job, worker_id, messages_total=total, messages_done=0)
     partial = partial_path(settings, job.archive_id)
-    archive = await asyncio.to_thread(_open_zip, partial)
-    try:
-        profile = await _owner_document(owner, account_rows)
-        await asyncio.to_thread(_write_json, archive, "owner.json", profile)
-        manifest: list[dict[str, Any]] = []
-        done = 0
-        for account in account_rows:
-            folders = dict(
-                await Folder.filter(account_id=account.id).values_list("provider_id", "name")
-            )
-            after = 0
-            while True:
-                batch = await (
-                    Message.filter(account_id=account.id, id__gt=after)
-                    .order_by("id")
-                    .limit(ENVELOPE_BATCH)
+    done = 0
+    # Manifest entries wait in an unnamed file (gone with the process, whatever happens), so a
+    # mailbox of any size costs no memory: the zip takes one member at a time.
+    with tempfile.TemporaryFile(dir=exports_dir(settings)) as manifest:
+        archive = await asyncio.to_thread(_open_zip, partial)
+        try:
+            await _write_owner(archive, owner, account_rows)
+            for account in account_rows:
+                folders = dict(
+                    await Folder.filter(account_id=account.id).values_list("provider_id", "name")
                 )
-                if not batch:
-                    break
-                manifest.extend(await _write_messages(archive, batch, folders))
-                after = batch[-1].id
-                done += len(batch)
-                await _progress(job, worker_id, messages_done=done)
-        await asyncio.to_thread(
-            _write_json,
-            archive,
-            "manifest.json",
-            {"format": FORMAT, "messages": manifest},
-        )
-    finally:
-        await asyncio.to_thread(archive.close)
-    final = archive_path(settings, job.archive_id)
-    size = partial.stat().st_size
+                after = 0
+                while batch := await Message.filter(account_id=account.id, id__gt=after).order_by(
+                    "id"
+                ).limit(ENVELOPE_BATCH):
+                    entries = await _write_messages(archive, batch, folders)
+                    await asyncio.to_thread(_append_lines, manifest, entries)
+                    after = batch[-1].id
+                    done += len(batch)
+                    await _progress(job, worker_id, messages_done=done)
+            await asyncio.to_thread(_write_manifest, archive, manifest)
+        finally:
+            await asyncio.to_thread(archive.close)
+    os.replace(partial, archive_path(settings, job.archive_id))
     now = clock.now()
     finished = await ExportJob.filter(id=job.id, lease_owner=worker_id).update(
         status=ExportStatus.READY,
         messages_done=done,
-        size_bytes=size,
+        size_bytes=archive_path(settings, job.archive_id).stat().st_size,
         finished_at=now,
         expires_at=now + EXPORT_LIFETIME,
         lease_owner=None,
         lease_expires_at=None,
     )
-    if not finished:
+    if not finished:  # deleted (termination) or taken over: the file must not outlive the job
         raise ExportAbandoned(job.id)
-    os.replace(partial, final)
-    # Deleted between the update and the rename (termination): the file must not outlive it.
-    if not await ExportJob.exists(id=job.id):
-        remove_archive_files(settings, [job.archive_id])
 
 
 async def _progress(job: ExportJob, worker_id: str, **columns: int) -> None:
@@ -303,13 +292,61 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     return zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED)
 
 
-def _write_json(archive: zipfile.ZipFile, name: str, document: Any) -> None:
-    archive.writestr(name, json.dumps(document, ensure_ascii=False, indent=2, default=str))
+def _json(document: Any, *, indent: int | None = None) -> bytes:
+    return json.dumps(document, ensure_ascii=False, indent=indent, default=str).encode()
 
 
 def _write_files(archive: zipfile.ZipFile, files: Sequence[tuple[str, bytes]]) -> None:
     for name, data in files:
         archive.writestr(name, data)
+
+
+def _append_lines(spool: IO[bytes], entries: Sequence[dict[str, Any]]) -> None:
+    for entry in entries:
+        spool.write(_json(entry) + b"\n")
+
+
+def _write_manifest(archive: zipfile.ZipFile, spool: IO[bytes]) -> None:
+    spool.seek(0)
+    with archive.open("manifest.json", "w") as out:
+        out.write(b'{"format": ' + _json(FORMAT) + b', "messages": [')
+        for n, line in enumerate(spool):
+            out.write((b"\n" if n == 0 else b",\n") + line.rstrip(b"\n"))
+        out.write(b"\n]}\n")
+
+
+async def _write_owner(archive: zipfile.ZipFile, owner: Owner, accounts: Sequence[Account]) -> None:
+    """owner.json, its usage log read and written a page at a time."""
+    head = _json(await _owner_document(owner, accounts), indent=2)
+    out = await asyncio.to_thread(archive.open, "owner.json", "w")
+    try:
+        # The document without its closing brace, then the usage log as its last member.
+        await asyncio.to_thread(out.write, head.rstrip()[:-1].rstrip() + b',\n  "usage_log": [')
+        after, first = 0, True
+        while page := await UsageLogEntry.filter(owner_id=owner.id, id__gt=after).order_by(
+            "id"
+        ).limit(USAGE_PAGE):
+            lines = []
+            for entry in page:
+                lines.append((b"\n    " if first else b",\n    ") + _json(_usage_entry(entry)))
+                first = False
+            await asyncio.to_thread(out.write, b"".join(lines))
+            after = page[-1].id
+        await asyncio.to_thread(out.write, b"\n  ]\n}\n")
+    finally:
+        await asyncio.to_thread(out.close)
+
+
+def _usage_entry(entry: UsageLogEntry) -> dict[str, Any]:
+    return {
+        "at": entry.at.isoformat(),
+        "token_id": entry.token_id,
+        "operation_name": entry.operation_name,
+        "operation_type": entry.operation_type,
+        "status": entry.status,
+        "error_codes": list(entry.error_codes),
+        "duration_ms": entry.duration_ms,
+    }
 
 
 async def _owner_document(owner: Owner, accounts: Sequence[Account]) -> dict[str, Any]:
@@ -319,7 +356,6 @@ async def _owner_document(owner: Owner, accounts: Sequence[Account]) -> dict[str
         .values_list("account_id", flat=True)
     )
     tokens = await ApiToken.filter(owner_id=owner.id).order_by("id")
-    usage = await UsageLogEntry.filter(owner_id=owner.id).order_by("at", "id")
     return {
         "format": FORMAT,
         "exported_at": clock.now().isoformat(),
@@ -367,18 +403,6 @@ async def _owner_document(owner: Owner, accounts: Sequence[Account]) -> dict[str
                 "last_used_at": _iso(token.last_used_at),
             }
             for token in tokens
-        ],
-        "usage_log": [
-            {
-                "at": entry.at.isoformat(),
-                "token_id": entry.token_id,
-                "operation_name": entry.operation_name,
-                "operation_type": entry.operation_type,
-                "status": entry.status,
-                "error_codes": list(entry.error_codes),
-                "duration_ms": entry.duration_ms,
-            }
-            for entry in usage
         ],
     }
 

@@ -71,9 +71,15 @@ async def test_export_holds_the_callers_data_and_no_secret(
     theirs = await make_account(other.owner)
     await make_message(theirs, subject="OTHER OWNER SECRET SUBJECT", body={"text_body": "no"})
     await store_credential(AccountId(theirs.id), CredentialKind.OAUTH_REFRESH_TOKEN, canary)
-    await UsageLogEntry.create(
-        owner_id=made.owner.id, at=clock.now(), operation_type="query", status="ok", duration_ms=1
-    )
+    for name in ("First", "Second"):
+        await UsageLogEntry.create(
+            owner_id=made.owner.id,
+            at=clock.now(),
+            operation_name=name,
+            operation_type="query",
+            status="ok",
+            duration_ms=1,
+        )
 
     requested = (await gql(made.token, REQUEST))["data"]["requestExport"]
     again = (await gql(made.token, REQUEST))["data"]["requestExport"]
@@ -115,7 +121,7 @@ async def test_export_holds_the_callers_data_and_no_secret(
     assert owner["accounts"][0]["credentials_set"] is True
     assert [t["display_prefix"] for t in owner["tokens"]] == [made.token[:11]]
     assert all("digest" not in t for t in owner["tokens"])
-    assert len(owner["usage_log"]) == 1
+    assert [u["operation_name"] for u in owner["usage_log"]] == ["First", "Second"]
     manifest = {m["provider_id"]: m for m in json.loads(members["manifest.json"])["messages"]}
     assert set(manifest) == {raw.provider_id, rebuilt.provider_id, bare.provider_id}
     assert manifest[raw.provider_id]["source"] == "raw_mime"
