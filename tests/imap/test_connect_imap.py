@@ -131,7 +131,7 @@ async def test_good_credentials_save_the_account_with_the_password_sealed(
     stored = await read_credential(AccountId(account.id), CredentialKind.IMAP_PASSWORD)
     assert stored is not None
     assert stored.reveal() == password
-    dump = _raw_database(db)
+    dump = await _raw_database(db)
     assert dump  # the dump is real: it holds the account's address
     assert mailbox.user.encode() in dump
     assert not [form for form in _forms(password) if form in dump]
