@@ -174,6 +174,22 @@ def message(n: int) -> MessageRecord:
     )
 
 
+class GcPauses:
+    """The longest garbage collection of each generation while measuring (ms)."""
+
+    def __init__(self) -> None:
+        self.longest = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            pause = (time.perf_counter() - self._started) * 1000
+            generation = info["generation"]
+            self.longest[generation] = max(self.longest[generation], pause)
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -227,7 +243,12 @@ async def measure(settings: Settings, args: argparse.Namespace) -> list[tuple[st
             opened_in = time.monotonic() - started
             gc.collect()
             after = rss_kib()
-            latencies = await latency(url, issued.raw, account, state, args)
+            pauses = GcPauses()
+            gc.callbacks.append(pauses)
+            try:
+                latencies = await latency(url, issued.raw, account, state, args)
+            finally:
+                gc.callbacks.remove(pauses)
         finally:
             idle.stdin.close()
             await idle.wait()
@@ -245,6 +266,10 @@ async def measure(settings: Settings, args: argparse.Namespace) -> list[tuple[st
         ("commit -> client latency p90", f"{percentile(latencies, 0.90):.1f} ms"),
         ("commit -> client latency p99", f"{percentile(latencies, 0.99):.1f} ms"),
         ("commit -> client latency max", f"{max(latencies):.1f} ms"),
+        (
+            "longest GC pause meanwhile, gen 0 / 1 / 2",
+            " / ".join(f"{pause:.1f}" for pause in pauses.longest) + " ms",
+        ),
     ]
 
 
