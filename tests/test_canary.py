@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import glob
 import logging
 import re
 import secrets
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from tortoise import connections
 
 from app.models import Credential
 from app.services.credentials import CredentialUnavailable, read_credential, store_credential
@@ -67,12 +67,11 @@ async def _raw_database(settings: Settings) -> bytes:
             capture_output=True,
         )
         return dumped.stdout
-    # Move everything committed into the main file first: a checkpoint by a background writer
-    # between reading the main file and the WAL could otherwise hide rows from both reads.
-    await connections.get("default").execute_query("PRAGMA wal_checkpoint(TRUNCATE)")
-    path = Path(url.removeprefix("sqlite://"))
-    siblings = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-journal")]
-    return b"".join(p.read_bytes() for p in siblings if p.exists())
+    # Read through SQLite itself (the same library as the test's own connection): opening and
+    # closing the file with plain open() would drop this process's POSIX locks on it.
+    path = url.removeprefix("sqlite://")
+    with contextlib.closing(sqlite3.connect(path)) as reader:
+        return reader.serialize()
 
 
 def _pg_dump() -> str:
