@@ -226,7 +226,11 @@ class Dovecot:
                 self.process.wait(timeout=10)
         if self.process.stderr is not None:
             self.process.stderr.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+        for _ in range(10):  # mail processes may still be writing indexes as the master exits
+            shutil.rmtree(self.root, ignore_errors=True)
+            if not self.root.exists():
+                break
+            time.sleep(0.1)
 
 
 @dataclass
