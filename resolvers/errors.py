@@ -10,6 +10,7 @@ it was raised, never its message (which could hold SQL or a secret) nor a stack 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import traceback
 
@@ -55,12 +56,26 @@ def error_code(error: GraphQLError) -> str:
     return "INTERNAL_SERVER_ERROR"
 
 
+_INVALID_VARIABLE = re.compile(r"^Variable '(\$\w+)' (?:got|has) invalid value")
+
+
+def _without_echoed_values(message: str) -> str:
+    """graphql-core quotes a bad variable's value back; it may hold a password: withhold it."""
+    match = _INVALID_VARIABLE.match(message)
+    if match is None:
+        return message
+    return f"Variable '{match.group(1)}' got an invalid value (not shown); check its type."
+
+
 def classify(error: GraphQLError) -> GraphQLError:
     """Return ``error`` with a code, or a masked copy of it."""
     original = error.original_error
     code = error_code(error)
     extensions = dict(error.extensions or {})
     extensions["code"] = code
+    if _INVALID_VARIABLE.match(error.message):
+        extensions["code"] = "BAD_USER_INPUT"
+        return _with(error, _without_echoed_values(error.message), extensions)
     if isinstance(original, ServiceError):
         if isinstance(original, Forbidden) and original.missing:
             extensions["missingScope"] = original.missing

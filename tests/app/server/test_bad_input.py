@@ -114,3 +114,13 @@ async def test_too_many_tokens(gql: GraphQLCall, token: str) -> None:
 async def test_health_checks(http: httpx.AsyncClient) -> None:
     assert (await http.get("/healthz")).json() == {"status": "ok"}
     assert (await http.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_a_bad_variable_is_not_echoed_back(gql: GraphQLCall, token: str) -> None:
+    body = await gql(
+        token,
+        "mutation($name: String) { updateProfile(name: $name) { __typename } }",
+        name={"password": "echo-canary-123"},
+    )
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert "echo-canary-123" not in str(body)
