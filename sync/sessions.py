@@ -4,7 +4,7 @@ The worker builds one factory at start-up and hands ``factory.open_adapter`` to 
 (``sync.engine.AdapterFactory``), which asks it for an adapter per job::
 
     factory = AdapterFactory(settings, events)
-    adapter = await factory.open_adapter(account)   # GmailAdapter or GraphAdapter
+    adapter = await factory.open_adapter(account)   # GmailAdapter, GraphAdapter or ImapAdapter
     try:
         ...                                         # full_sync_page, changes_since, ...
     finally:
@@ -28,15 +28,32 @@ import httpx
 from app.events import EventBus
 from app.models import Account
 from app.services.connect_gmail import refresh_google_token
+from app.services.connect_imap import imap_ssl_context
 from app.services.connect_microsoft import refresh_microsoft_token
+from app.services.credentials import CredentialUnavailable, read_credential
 from app.services.token_sources import OAuthTokenSource, provider_http
 from app.settings import Settings
-from app.types import AccountId, Provider
+from app.types import AccountId, CredentialKind, Provider
 from sync.providers.adapter import MailboxAdapter
-from sync.providers.errors import PermanentError
+from sync.providers.errors import AuthRevoked, PermanentError
 from sync.providers.gmail import GmailAdapter
 from sync.providers.graph import GraphAdapter
 from sync.providers.http import DEFAULT_TIMEOUT
+from sync.providers.imap import ImapAdapter
+from sync.providers.imap_connection import ImapEndpoint
+from vault import Secret
+
+
+async def _imap_password(account_id: AccountId) -> Secret:
+    """The sealed IMAP password, read at each login; a missing or unreadable one needs the
+    owner (the account is already marked by ``read_credential`` when it cannot be opened)."""
+    try:
+        password = await read_credential(account_id, CredentialKind.IMAP_PASSWORD)
+    except CredentialUnavailable as error:
+        raise AuthRevoked("the IMAP password cannot be read", code=error.code) from error
+    if password is None:
+        raise AuthRevoked("no IMAP password is stored", code="NO_CREDENTIAL")
+    return password
 
 
 class AdapterFactory:
@@ -64,6 +81,13 @@ class AdapterFactory:
                 settings.graph_api_base,
                 OAuthTokenSource(account_id, refresh, self._events),
                 http=self._client(Provider.GRAPH, settings.microsoft_ca_file),
+            )
+        if account.provider == Provider.IMAP:
+            return ImapAdapter(
+                ImapEndpoint.from_settings(account.provider_settings),
+                partial(_imap_password, account_id),
+                ssl_context=imap_ssl_context(settings),
+                io_timeout=settings.imap_connect_timeout_seconds,
             )
         raise PermanentError(f"no adapter for {account.provider.value}", code="NO_ADAPTER")
 

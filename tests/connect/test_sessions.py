@@ -8,13 +8,15 @@ import pytest
 
 from app.events import InProcessBus
 from app.models import Account
+from app.services.credentials import store_credential
 from app.settings import Settings
-from app.types import AccountId, AccountStatus, FolderRole, Provider
+from app.types import AccountId, AccountStatus, CredentialKind, FolderRole, Provider
 from emulators.graph_testing import ServedEmulator
-from sync.providers.errors import AuthRevoked, PermanentError
+from sync.providers.errors import AuthRevoked
 from sync.providers.gmail import GmailAdapter
 from sync.providers.graph import GraphAdapter
-from sync.sessions import AdapterFactory
+from sync.providers.imap import ImapAdapter
+from sync.sessions import AdapterFactory, _imap_password
 from tests.connect.conftest import ConnectApp, ServedGoogle
 from tests.connect.flows import (
     connect_gmail_account,
@@ -80,11 +82,25 @@ async def test_graph_adapter_recovers_from_a_token_microsoft_expired(
     await adapter.aclose()
 
 
-async def test_an_imap_account_has_no_oauth_adapter(factory: AdapterFactory) -> None:
+@pytest.mark.usefixtures("ring")
+async def test_an_imap_account_gets_the_imap_adapter_on_its_sealed_password(
+    factory: AdapterFactory,
+) -> None:
     made = await make_owner()
-    account = await make_account(made.owner, provider=Provider.IMAP)
-
-    with pytest.raises(PermanentError) as refused:
-        await factory.open_adapter(account)
-
-    assert refused.value.code == "NO_ADAPTER"
+    account = await make_account(
+        made.owner,
+        provider=Provider.IMAP,
+        provider_settings={
+            "imap": {"host": "127.0.0.1", "port": 1, "security": "tls", "username": "u"}
+        },
+    )
+    adapter = await factory.open_adapter(account)
+    try:
+        assert isinstance(adapter, ImapAdapter)
+        with pytest.raises(AuthRevoked) as refused:
+            await _imap_password(AccountId(account.id))
+        assert refused.value.code == "NO_CREDENTIAL"
+        await store_credential(AccountId(account.id), CredentialKind.IMAP_PASSWORD, "pw")
+        assert (await _imap_password(AccountId(account.id))).reveal() == "pw"
+    finally:
+        await adapter.aclose()
