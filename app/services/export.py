@@ -252,9 +252,11 @@ async def build_export(settings: Settings, job: ExportJob, worker_id: str) -> No
                     await Folder.filter(account_id=account.id).values_list("provider_id", "name")
                 )
                 after = 0
-                while batch := await Message.filter(account_id=account.id, id__gt=after).order_by(
-                    "id"
-                ).limit(ENVELOPE_BATCH):
+                while (
+                    batch := await Message.filter(account_id=account.id, id__gt=after)
+                    .order_by("id")
+                    .limit(ENVELOPE_BATCH)
+                ):
                     entries = await _write_messages(archive, batch, folders)
                     await asyncio.to_thread(_append_lines, manifest, entries)
                     after = batch[-1].id
@@ -323,9 +325,11 @@ async def _write_owner(archive: zipfile.ZipFile, owner: Owner, accounts: Sequenc
         # The document without its closing brace, then the usage log as its last member.
         await asyncio.to_thread(out.write, head.rstrip()[:-1].rstrip() + b',\n  "usage_log": [')
         after, first = 0, True
-        while page := await UsageLogEntry.filter(owner_id=owner.id, id__gt=after).order_by(
-            "id"
-        ).limit(USAGE_PAGE):
+        while (
+            page := await UsageLogEntry.filter(owner_id=owner.id, id__gt=after)
+            .order_by("id")
+            .limit(USAGE_PAGE)
+        ):
             lines = []
             for entry in page:
                 lines.append((b"\n    " if first else b",\n    ") + _json(_usage_entry(entry)))
