@@ -4,7 +4,10 @@
 Run with the project's interpreter from the repository root:
 ``.venv/bin/python scripts/bench_sync.py [--messages 10000] [--postgres]``
 
-In one run, with the emulator in its own process (``python -m emulators.gmail_emulator``):
+In one run, with the emulator in its own process (``python -m emulators.gmail_emulator``),
+three users with the same corpus (the emulator's quota meter adds up each user's last minute
+of calls on every call, so each measurement gets a user of its own, and none pays for the calls
+of the one before):
 
 1. ceiling: a bare httpx client lists the mailbox and fetches every message ``format=raw``
    with the adapter's concurrency (8), parsing nothing and storing nothing: what the emulator
@@ -15,8 +18,7 @@ In one run, with the emulator in its own process (``python -m emulators.gmail_em
    ``app.worker.run_worker`` with real Gmail adapters) does the account's initial sync with
    bodies into a fresh database (SQLite by default, or the PostgreSQL server given), timed from
    the moment the account is due to the moment its SyncState records the success; its peak RSS
-   (VmHWM) is read before it is stopped;
-4. the ceiling once more (the emulator warms up; the better of the two counts).
+   (VmHWM) is read before it is stopped.
 
 Prints a markdown table. Not a test: absolute numbers depend on the machine and its load.
 """
@@ -47,13 +49,24 @@ from tests.factories import make_account, make_owner
 from tests.sync.harness import RemoteTokens, emulator_process, emulator_token, worker_command
 
 ROOT = Path(__file__).resolve().parents[1]
-USER = "bench@example.com"
+CEILING_USER, ADAPTER_USER, WORKER_USER = (
+    f"{name}@example.com" for name in ("ceiling", "adapter", "worker")
+)
+SEED = 1
 CONCURRENCY = 8  # GmailAdapter's default
+
+
+async def add_user(base_url: str, user: str, messages: int) -> None:
+    """Another user of the emulator with the same corpus as the first one."""
+    async with httpx.AsyncClient(base_url=base_url + "/_emulator", timeout=600) as control:
+        (await control.post("/users", json={"email": user})).raise_for_status()
+        corpus = {"seed": SEED, "count": messages}
+        (await control.post(f"/users/{user}/corpus", json=corpus)).raise_for_status()
 
 
 async def bare_fetch(base_url: str) -> float:
     """Messages per second a plain client gets: list, then ``format=raw`` for each id."""
-    headers = {"Authorization": f"Bearer {emulator_token(base_url, USER)}"}
+    headers = {"Authorization": f"Bearer {emulator_token(base_url, CEILING_USER)}"}
     api = base_url + "/gmail/v1/users/me/messages"
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     started = time.perf_counter()
@@ -80,7 +93,7 @@ async def bare_fetch(base_url: str) -> float:
 
 async def adapter_only(base_url: str) -> float:
     """Messages per second of the adapter's full sync alone: fetched and parsed, not stored."""
-    adapter = GmailAdapter(base_url, RemoteTokens(base_url, USER))
+    adapter = GmailAdapter(base_url, RemoteTokens(base_url, ADAPTER_USER))
     started, count, page_token = time.perf_counter(), 0, None
     try:
         while True:
@@ -107,7 +120,7 @@ async def worker_sync(base_url: str, settings: Settings, messages: int) -> tuple
     try:
         await asyncio.sleep(2)  # the worker's start-up is not part of the sync
         owner = await make_owner()
-        account = await make_account(owner.owner, address=USER)
+        account = await make_account(owner.owner, address=WORKER_USER)
         started = time.perf_counter()
         await SyncState.create(account_id=account.id)
         while True:
@@ -139,11 +152,12 @@ async def run(messages: int, database_url: str | None) -> None:
         await open_database(settings, apply_migrations=True)
         try:
             print(f"loading {messages} messages into the emulator...", file=sys.stderr)
-            with emulator_process(USER, messages=messages, seed=1) as base_url:
-                first = await bare_fetch(base_url)
+            with emulator_process(CEILING_USER, messages=messages, seed=SEED) as base_url:
+                await add_user(base_url, ADAPTER_USER, messages)
+                await add_user(base_url, WORKER_USER, messages)
+                ceiling = await bare_fetch(base_url)
                 parsed = await adapter_only(base_url)
                 rate, rss = await worker_sync(base_url, settings, messages)
-                ceiling = max(first, await bare_fetch(base_url))
         finally:
             await close_database()
             if database_url:
