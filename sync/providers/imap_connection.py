@@ -234,12 +234,29 @@ class ImapConnection:
             if not done:
                 self.broken = True
 
+    async def run_tagged(
+        self, command: str, *, literal: bytes | None = None
+    ) -> tuple[list[Response], Response]:
+        """Like ``run``, and also the tagged OK, whose response code some commands answer in
+        (``COPYUID`` of UID COPY, ``APPENDUID`` of APPEND). With ``literal`` the command ends
+        with those bytes as a synchronising literal (APPEND's message: any bytes)."""
+        tag = self._next_tag()
+        line = tag + b" " + command.encode("utf-8")
+        if literal is None:
+            await self._send(line + b"\r\n")
+        else:
+            await self._send(line + b" {%d}\r\n" % len(literal))
+            await self._expect_continuation(tag)
+            await self._send(literal + b"\r\n")
+        untagged: list[Response] = []
+        return untagged, await self._finish(tag, untagged)
+
     async def _simple(self, line: bytes) -> Response:
         tag = self._next_tag()
         await self._send(tag + b" " + line + b"\r\n")
         return await self._finish(tag)
 
-    async def _finish(self, tag: bytes) -> Response:
+    async def _finish(self, tag: bytes, untagged: list[Response] | None = None) -> Response:
         while True:
             response = await self._read()
             if response.tag == tag.decode():
@@ -247,6 +264,8 @@ class ImapConnection:
                 return response
             if response.kind == "BYE":
                 raise TransientError("the server closed the session", code="BYE")
+            if untagged is not None and response.tag == "*":
+                untagged.append(response)
 
     async def _expect_continuation(self, tag: bytes) -> None:
         while True:
