@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(256 * 1024, description="Largest HTTP request body accepted.")
     default_page_size: int = Field(25, description="Page size when `first`/`last` is omitted.")
     max_page_size: int = Field(100, description="Largest `first`/`last` accepted.")
+    fast_path: bool = Field(
+        True,
+        description="Run HTTP POST queries the compiled read path supports through it (same "
+        "answers, checks and usage log as normal execution); off: every operation goes through "
+        "graphql-core.",
+    )
     sends_per_minute: int = Field(
         30,
         ge=1,
