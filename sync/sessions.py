@@ -4,7 +4,7 @@ The worker builds one factory at start-up and hands ``factory.open_adapter`` to 
 (``sync.engine.AdapterFactory``), which asks it for an adapter per job::
 
     factory = AdapterFactory(settings, events)
-    adapter = await factory.open_adapter(account)   # GmailAdapter, GraphAdapter or ImapAdapter
+    adapter = await factory.open_adapter(account)   # Gmail, Graph or ImapActionAdapter
     try:
         ...                                         # full_sync_page, changes_since, ...
     finally:
@@ -28,7 +28,7 @@ import httpx
 from app.events import EventBus
 from app.models import Account
 from app.services.connect_gmail import refresh_google_token
-from app.services.connect_imap import imap_ssl_context
+from app.services.connect_imap import imap_ssl_context, is_loopback
 from app.services.connect_microsoft import refresh_microsoft_token
 from app.services.credentials import CredentialUnavailable, read_credential
 from app.services.token_sources import OAuthTokenSource, provider_http
@@ -39,8 +39,9 @@ from sync.providers.errors import AuthRevoked, PermanentError
 from sync.providers.gmail import GmailAdapter
 from sync.providers.graph import GraphAdapter
 from sync.providers.http import DEFAULT_TIMEOUT
-from sync.providers.imap import ImapAdapter
+from sync.providers.imap_actions import ImapActionAdapter
 from sync.providers.imap_connection import ImapEndpoint
+from sync.providers.smtp import SmtpEndpoint, SmtpSender
 from vault import Secret
 
 
@@ -54,6 +55,30 @@ async def _imap_password(account_id: AccountId) -> Secret:
     if password is None:
         raise AuthRevoked("no IMAP password is stored", code="NO_CREDENTIAL")
     return password
+
+
+async def _smtp_password(account_id: AccountId) -> Secret:
+    """The sealed SMTP password, or the IMAP one when the account has none of its own."""
+    try:
+        password = await read_credential(account_id, CredentialKind.SMTP_PASSWORD)
+    except CredentialUnavailable as error:
+        raise AuthRevoked("the SMTP password cannot be read", code=error.code) from error
+    return password if password is not None else await _imap_password(account_id)
+
+
+def _smtp_sender(settings: Settings, account: Account) -> SmtpSender | None:
+    """The account's SMTP sender, if it has a server. Plaintext only where connecting allows
+    it now (the operator may have withdrawn loopback plaintext since the account was saved)."""
+    endpoint = SmtpEndpoint.from_settings(account.provider_settings)
+    if endpoint is None:
+        return None
+    return SmtpSender(
+        endpoint,
+        partial(_smtp_password, AccountId(account.id)),
+        ssl_context=imap_ssl_context(settings),
+        io_timeout=settings.imap_connect_timeout_seconds,
+        plaintext_allowed=settings.imap_allow_plaintext_loopback and is_loopback(endpoint.host),
+    )
 
 
 class AdapterFactory:
@@ -83,9 +108,10 @@ class AdapterFactory:
                 http=self._client(Provider.GRAPH, settings.microsoft_ca_file),
             )
         if account.provider == Provider.IMAP:
-            return ImapAdapter(
+            return ImapActionAdapter(
                 ImapEndpoint.from_settings(account.provider_settings),
                 partial(_imap_password, account_id),
+                smtp=_smtp_sender(settings, account),
                 ssl_context=imap_ssl_context(settings),
                 io_timeout=settings.imap_connect_timeout_seconds,
             )
