@@ -86,6 +86,28 @@ class Settings(BaseSettings):
         description="Messages one account may send per minute through this server process "
         "(a token bucket: bursts up to this many, then this rate).",
     )
+    max_attachments: int = Field(
+        25, ge=0, description="Most attachments one outgoing message or draft may carry."
+    )
+    max_attachment_bytes: int = Field(
+        18 * 1024 * 1024,
+        ge=1,
+        description="Largest attachment (decoded bytes): base64 makes it about 24 MiB, within "
+        "Gmail's 25 MB message limit.",
+    )
+    max_message_bytes: int = Field(
+        25 * 1024 * 1024,
+        ge=1,
+        description="Largest outgoing message or draft as MIME, attachments encoded (Gmail's "
+        "limit is 25 MB). The HTTP body limit (`INBOX_API_MAX_BODY_BYTES`) also bounds what a "
+        "request can upload; attachments referenced by id are fetched from the provider.",
+    )
+    graph_max_message_bytes: int = Field(
+        3 * 1024 * 1024,
+        ge=1,
+        description="Largest outgoing message or draft of a Microsoft account as MIME: it goes "
+        "in one request (base64, so about 4 MB, Graph's request limit; no upload sessions).",
+    )
     max_subscriptions_per_connection: int = Field(
         20, description="Most subscriptions one WebSocket connection may run at once."
     )

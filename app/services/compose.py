@@ -6,10 +6,17 @@ Every header value (subject, display names, addresses) is refused when it holds 
 recipient counts are bounded. A refusal is ``InvalidInput`` naming the field (``to[2].email``,
 ``subject``...). A reply takes In-Reply-To and References from the cached original, so the
 provider files the answer in the same thread.
+
+Attachments (``AttachmentPart``) become ``attachment`` parts of a ``multipart/mixed`` message:
+a filename is a header value too (no CR/LF, no path separator, not ``.``/``..``), a content type
+is one ``type/subtype`` token pair. Their sizes are bounded by the caller
+(``app.services.drafts_attachments``), and the whole message by ``check_message_size``
+(``TooLarge``, code ``PAYLOAD_TOO_LARGE``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.errors import HeaderParseError
@@ -24,7 +31,17 @@ MAX_RECIPIENTS = 100
 MAX_SUBJECT_CHARS = 998
 MAX_NAME_CHARS = 200
 MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_FILENAME_CHARS = 255
 _FORBIDDEN = ("\r", "\n", "\x00")
+_CONTENT_TYPE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}"
+)
+
+
+class TooLarge(InvalidInput):
+    """Over a size or count limit (attachments, the whole message)."""
+
+    code = "PAYLOAD_TOO_LARGE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +51,17 @@ class Recipient:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentPart:
+    """One file to attach, its bytes already decoded (or fetched)."""
+
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
-    """What the caller wants sent."""
+    """What the caller wants sent (or saved as a draft)."""
 
     to: Sequence[Recipient] = ()
     cc: Sequence[Recipient] = ()
@@ -43,6 +69,7 @@ class Draft:
     subject: str = ""
     text_body: str | None = None
     html_body: str | None = None
+    attachments: Sequence[AttachmentPart] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +107,49 @@ def parse_address(recipient: Recipient, field: str) -> Address:
     return address
 
 
+def attachment_filename(filename: str, field: str) -> str:
+    """``filename`` when it is safe in a Content-Disposition header and names no path."""
+    name = header_value(filename, field, MAX_FILENAME_CHARS)
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        raise InvalidInput("a file name without path separators", field=field)
+    if not name.isprintable():
+        raise InvalidInput("control characters are not allowed in a file name", field=field)
+    return name
+
+
+def attachment_content_type(content_type: str, field: str) -> tuple[str, str]:
+    """(maintype, subtype) of a ``type/subtype`` content type, lower-cased. ``multipart/*`` and
+    ``message/*`` are refused: their bytes cannot be carried base64-encoded (RFC 2046)."""
+    if not _CONTENT_TYPE.fullmatch(content_type):
+        raise InvalidInput("a content type such as application/pdf", field=field)
+    maintype, _, subtype = content_type.lower().partition("/")
+    if maintype in ("multipart", "message"):
+        raise InvalidInput("multipart and message types cannot be attached", field=field)
+    return maintype, subtype
+
+
+def check_message_size(raw: bytes, limit: int) -> bytes:
+    """``raw`` when the whole message fits ``limit`` bytes; ``TooLarge`` if not."""
+    if len(raw) > limit:
+        raise TooLarge(
+            f"the message would be {len(raw)} bytes, over the limit of {limit}",
+            field="attachments",
+        )
+    return raw
+
+
 def build_mime(
-    sender: Recipient, draft: Draft, *, reply_to: ReplyTo | None = None, domain: str = "inbox-api"
+    sender: Recipient,
+    draft: Draft,
+    *,
+    reply_to: ReplyTo | None = None,
+    domain: str = "inbox-api",
+    require_recipient: bool = True,
 ) -> tuple[bytes, str]:
-    """The MIME of ``draft`` from ``sender`` and its Message-ID; ``InvalidInput`` on bad input."""
+    """The MIME of ``draft`` from ``sender`` and its Message-ID; ``InvalidInput`` on bad input.
+    A draft being saved may lack recipients and a body (``require_recipient=False``)."""
     lists = {"to": draft.to, "cc": draft.cc, "bcc": draft.bcc}
-    if not any(lists.values()):
+    if require_recipient and not any(lists.values()):
         raise InvalidInput("name at least one recipient", field="to")
     if sum(len(values) for values in lists.values()) > MAX_RECIPIENTS:
         raise InvalidInput(f"at most {MAX_RECIPIENTS} recipients in all", field="to")
@@ -94,7 +158,7 @@ def build_mime(
         for name, values in lists.items()
     }
     subject = header_value(draft.subject, "subject", MAX_SUBJECT_CHARS)
-    if draft.text_body is None and draft.html_body is None:
+    if require_recipient and draft.text_body is None and draft.html_body is None:
         raise InvalidInput("give a text or an HTML body", field="textBody")
     for field, body in (("textBody", draft.text_body), ("htmlBody", draft.html_body)):
         if body is not None and len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
@@ -115,10 +179,16 @@ def build_mime(
         ]
         message["In-Reply-To"] = original
         message["References"] = " ".join([*references[-20:], original])
-    if draft.text_body is not None:
-        message.set_content(draft.text_body)
-        if draft.html_body is not None:
-            message.add_alternative(draft.html_body, subtype="html")
+    if draft.html_body is None:
+        message.set_content(draft.text_body or "")
+    elif draft.text_body is None:
+        message.set_content(draft.html_body, subtype="html")
     else:
-        message.set_content(str(draft.html_body), subtype="html")
+        message.set_content(draft.text_body)
+        message.add_alternative(draft.html_body, subtype="html")
+    for index, part in enumerate(draft.attachments):
+        field = f"attachments[{index}]"
+        filename = attachment_filename(part.filename, f"{field}.filename")
+        maintype, subtype = attachment_content_type(part.content_type, f"{field}.contentType")
+        message.add_attachment(part.content, maintype=maintype, subtype=subtype, filename=filename)
     return message.as_bytes(), message_id
