@@ -63,7 +63,7 @@ from sync.providers.adapter import TokenSource
 from sync.providers.errors import CursorExpired, PermanentError
 from sync.providers.gmail_actions import GmailActions
 from sync.providers.gmail_batch import MAX_CALLS
-from sync.providers.gmail_client import GmailClient, NotFound, Params, gather_first_error
+from sync.providers.gmail_client import GmailClient, NotFound, Params
 from sync.providers.gmail_history import HistoryFold
 from sync.providers.gmail_records import (
     METADATA_HEADERS,
@@ -72,6 +72,7 @@ from sync.providers.gmail_records import (
     message_record,
     raw_bytes,
 )
+from sync.providers.http import gather_concurrently
 from sync.providers.mime import extract_attachment
 from sync.providers.records import (
     AttachmentRecord,
@@ -215,7 +216,7 @@ class GmailAdapter(GmailActions):
             return records
 
         chunks = [message_ids[i : i + MAX_CALLS] for i in range(0, len(message_ids), MAX_CALLS)]
-        found = await gather_first_error([batch(chunk) for chunk in chunks])
+        found = await gather_concurrently([batch(chunk) for chunk in chunks])
         return [record for records in found for record in records]
 
 

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from httpx import QueryParams
@@ -37,7 +37,6 @@ from httpx import QueryParams
 from sync.providers.adapter import TokenSource
 from sync.providers.errors import (
     AuthExpired,
-    AuthRevoked,
     PermanentError,
     ProviderError,
     RateLimited,
@@ -48,11 +47,11 @@ from sync.providers.http import (
     DEFAULT_TIMEOUT,
     BearerAuth,
     error_for_status,
+    gravest_error,
     json_object,
     transport_errors,
 )
 
-T = TypeVar("T")
 JSON = dict[str, Any]
 Params = Mapping[str, str | int | Sequence[str]]
 
@@ -60,14 +59,6 @@ API_PATH = "/gmail/v1/users/me"
 BATCH_PATH = "/batch/gmail/v1"
 RATE_LIMIT_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
 _RETRY_AT = re.compile(r"Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)")
-# When several concurrent calls fail, the engine hears about the one that matters most.
-_SEVERITY: tuple[type[ProviderError], ...] = (
-    AuthRevoked,
-    AuthExpired,
-    PermanentError,
-    RateLimited,
-    TransientError,
-)
 
 
 class NotFound(PermanentError):
@@ -167,7 +158,7 @@ class GmailClient:
             ):
                 await self._auth.after_rejection(refreshes_seen)
             pending = list(errors)
-        raise min(errors.values(), key=_severity)
+        raise gravest_error(errors.values())
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -223,31 +214,6 @@ class GmailClient:
             return None
         when = datetime.fromisoformat(match.group(1))
         return max((when - self._now()).total_seconds(), 0.0)
-
-
-async def gather_first_error(calls: Sequence[Awaitable[T]]) -> list[T]:
-    """Run ``calls`` concurrently; on failure cancel the rest and raise the gravest
-    ``ProviderError`` (see ``_SEVERITY``) instead of an exception group."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_awaited(call)) for call in calls]
-    except BaseExceptionGroup as failures:
-        errors = [e for e in failures.exceptions if isinstance(e, ProviderError)]
-        if len(errors) < len(failures.exceptions):
-            raise  # a bug, not a provider failure: keep every traceback
-        raise min(errors, key=_severity) from None
-    return [task.result() for task in tasks]
-
-
-async def _awaited(call: Awaitable[T]) -> T:
-    return await call
-
-
-def _severity(error: ProviderError) -> tuple[int, float]:
-    rank = next((i for i, kind in enumerate(_SEVERITY) if isinstance(error, kind)), len(_SEVERITY))
-    # Among rate limits, the longest wait is the one to honour.
-    wait = (error.retry_after or 0.0) if isinstance(error, RateLimited) else 0.0
-    return rank, -wait
 
 
 def _reason(response: httpx.Response) -> tuple[str, str]:

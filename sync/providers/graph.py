@@ -36,7 +36,7 @@ from sync.providers.adapter import TokenSource
 from sync.providers.errors import PermanentError, TransientError
 from sync.providers.graph_actions import GraphActions
 from sync.providers.graph_changes import FolderRound, merge_rounds
-from sync.providers.graph_client import DeltaGone, GraphClient, ItemNotFound, gather_all
+from sync.providers.graph_client import DeltaGone, GraphClient, ItemNotFound
 from sync.providers.graph_delta import (
     FOLDER_TREE_DELTA,
     attachment_path,
@@ -55,6 +55,7 @@ from sync.providers.graph_records import (
     message_content,
 )
 from sync.providers.graph_state import FolderSync, SyncState
+from sync.providers.http import gather_concurrently
 from sync.providers.records import (
     AttachmentRecord,
     ChangeBatch,
@@ -103,7 +104,7 @@ class GraphAdapter(GraphActions):
         else:
             state, folders = SyncState.decode(page_token, "page"), None
         pending = [sync for sync in state.folders.values() if not sync.done]
-        pages = await gather_all(
+        pages = await gather_concurrently(
             self._first_round_page(state, sync, with_content)
             for sync in pending[: self._folders_per_page]
         )
@@ -160,7 +161,7 @@ class GraphAdapter(GraphActions):
         """The folder tree's round, then every folder's (M1), merged; advances ``state``."""
         tree_changed, vanished = await self._folder_tree_round(state)
         syncs = list(state.folders.values())
-        rounds = await gather_all(self._message_round(s, with_content) for s in syncs)
+        rounds = await gather_concurrently(self._message_round(s, with_content) for s in syncs)
         for sync, folder_round in zip(syncs, rounds, strict=True):
             if folder_round is None:
                 vanished.add(sync.folder.provider_id)
@@ -227,7 +228,7 @@ class GraphAdapter(GraphActions):
                 return name, None
             return name, str(body["id"])
 
-        found = await gather_all(folder_id(name) for name in names)
+        found = await gather_concurrently(folder_id(name) for name in names)
         return {name: found_id for name, found_id in found if found_id is not None}
 
     def _folder(self, state: SyncState, item: dict[str, Any]) -> FolderRecord:
@@ -265,7 +266,7 @@ class GraphAdapter(GraphActions):
 
     async def _restarted_folder_listings(self, state: SyncState) -> list[FolderResync]:
         restarted = [sync for sync in state.folders.values() if sync.restarted]
-        listings = await gather_all(
+        listings = await gather_concurrently(
             folder_message_ids(self._client, s.folder.provider_id) for s in restarted
         )
         for sync in restarted:

@@ -22,7 +22,6 @@ errors name the call and the status, never a token or a response body.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 import httpx
@@ -157,19 +156,3 @@ def _graph_error_code(response: httpx.Response) -> str:
     except (ValueError, KeyError, TypeError):
         return ""
     return code if isinstance(code, str) else ""
-
-
-async def gather_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
-    """Run concurrently; on the first error cancel the rest and raise that error itself.
-
-    asyncio.gather would leave the others running after the caller gave up, and a TaskGroup
-    would wrap a RateLimited into an ExceptionGroup the engine does not expect.
-    """
-    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sync.providers.graph_client import GraphClient, ItemNotFound, gather_all
+from sync.providers.graph_client import GraphClient, ItemNotFound
 from sync.providers.graph_delta import attachment_path, message_path
 from sync.providers.graph_records import (
     ATTACHMENT_FIELDS,
@@ -24,6 +24,7 @@ from sync.providers.graph_records import (
     message_select,
     references_inline_parts,
 )
+from sync.providers.http import gather_concurrently
 from sync.providers.records import AttachmentRecord, MessageRecord
 
 
@@ -37,12 +38,14 @@ async def message_records(
     """Records for ``items`` and for the ids in ``to_check`` as Graph has them now, and the
     ids Graph no longer has (an immutable id that answers 404 is a deleted message)."""
     select = message_select(with_content=with_content)
-    checked = await gather_all(_current_item(client, message_id, select) for message_id in to_check)
+    checked = await gather_concurrently(
+        _current_item(client, message_id, select) for message_id in to_check
+    )
     gone = [message_id for message_id, item in zip(to_check, checked, strict=True) if not item]
     found = [*items, *(item for item in checked if item is not None)]
     if not with_content:
         return [message_record(item) for item in found], gone
-    completed = await gather_all(_with_content(client, item) for item in found)
+    completed = await gather_concurrently(_with_content(client, item) for item in found)
     gone += [item["id"] for item, record in zip(found, completed, strict=True) if not record]
     return [record for record in completed if record is not None], gone
 

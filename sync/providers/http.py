@@ -1,4 +1,5 @@
-"""HTTP plumbing every REST adapter shares: bearer auth that refreshes on 401, Retry-After, errors.
+"""HTTP plumbing every REST adapter shares: bearer auth that refreshes on 401, Retry-After, errors,
+and running a mailbox's calls concurrently (``gather_concurrently``).
 
 Provider-neutral: nothing here knows Gmail or Graph. An adapter builds on it like this::
 
@@ -17,6 +18,10 @@ The status mapping (``error_for_status``)::
     anything else                                -> PermanentError(code="HTTP_<status>")
     timeouts, resets, refused connections        -> TransientError   (``transport_errors``)
 
+When concurrent calls fail, ``gather_concurrently`` cancels the rest and raises the gravest
+``ProviderError`` (``AuthRevoked`` > ``AuthExpired`` > ``PermanentError`` > ``RateLimited``, the
+longest Retry-After first > ``TransientError`` > any other), never an exception group.
+
 Error messages name the call and the status, never a token, URL query or response body; this
 module never logs and never sleeps: backing off is the sync engine's job.
 """
@@ -24,23 +29,25 @@ module never logs and never sleeps: backing off is the sync engine's job.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Generator, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from sync.providers.adapter import TokenSource
 from sync.providers.errors import (
     AuthExpired,
+    AuthRevoked,
     PermanentError,
     ProviderError,
     RateLimited,
     TransientError,
 )
 
+T = TypeVar("T")
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 # Failures of the network or of the other side's servers, not of our request.
@@ -50,6 +57,14 @@ _TRANSIENT_TRANSPORT = (
     httpx.RemoteProtocolError,
     httpx.ProxyError,
     httpx.DecodingError,
+)
+# When several concurrent calls fail, the engine hears about the one that matters most.
+_SEVERITY: tuple[type[ProviderError], ...] = (
+    AuthRevoked,
+    AuthExpired,
+    PermanentError,
+    RateLimited,
+    TransientError,
 )
 
 
@@ -162,3 +177,38 @@ def json_object(response: httpx.Response, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise TransientError(f"{what}: response is not a JSON object")
     return body
+
+
+async def gather_concurrently(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """Run ``calls`` concurrently and return their results in order; on failure cancel the rest
+    and raise the gravest ``ProviderError`` (see the module docstring) itself.
+
+    asyncio.gather would leave the others running after the caller gave up, and a bare
+    TaskGroup would wrap a RateLimited into an exception group the engine does not expect. A
+    failure that is no ``ProviderError`` (a bug) keeps the whole group and every traceback.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_awaited(call)) for call in calls]
+    except BaseExceptionGroup as failures:
+        errors = [e for e in failures.exceptions if isinstance(e, ProviderError)]
+        if len(errors) < len(failures.exceptions):
+            raise
+        raise gravest_error(errors) from None
+    return [task.result() for task in tasks]
+
+
+async def _awaited(call: Awaitable[T]) -> T:
+    return await call
+
+
+def gravest_error(errors: Iterable[ProviderError]) -> ProviderError:
+    """The error of several that the engine must hear about (order in the module docstring)."""
+    return min(errors, key=_severity)
+
+
+def _severity(error: ProviderError) -> tuple[int, float]:
+    rank = next((i for i, kind in enumerate(_SEVERITY) if isinstance(error, kind)), len(_SEVERITY))
+    # Among rate limits, the longest wait is the one to honour.
+    wait = (error.retry_after or 0.0) if isinstance(error, RateLimited) else 0.0
+    return rank, -wait

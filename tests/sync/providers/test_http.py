@@ -1,4 +1,5 @@
-"""sync.providers.http: refresh-on-401 auth, Retry-After, status and transport error mapping."""
+"""sync.providers.http: refresh-on-401 auth, Retry-After, status and transport error mapping,
+and which error wins when concurrent calls fail."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from sync.providers.errors import (
     AuthExpired,
     AuthRevoked,
     PermanentError,
+    ProviderError,
     RateLimited,
     TransientError,
 )
 from sync.providers.http import (
     BearerAuth,
     error_for_status,
+    gather_concurrently,
     json_object,
     parse_retry_after,
     transport_errors,
@@ -175,3 +178,73 @@ def test_json_object() -> None:
     for bad in (httpx.Response(200, text="<html>"), httpx.Response(200, json=[1])):
         with pytest.raises(TransientError):
             json_object(bad, "x")
+
+
+# -- gather_concurrently ------------------------------------------------------------------------
+
+
+async def fail(error: Exception, delay: float = 0.0) -> int:
+    await asyncio.sleep(delay)
+    raise error
+
+
+async def succeed(value: int) -> int:
+    await asyncio.sleep(0)
+    return value
+
+
+async def test_gathered_results_keep_their_order() -> None:
+    assert await gather_concurrently([succeed(3), succeed(1), succeed(2)]) == [3, 1, 2]
+    assert await gather_concurrently(succeed(n) for n in (5, 4)) == [5, 4]  # any iterable
+    assert await gather_concurrently([]) == []
+
+
+class DeltaGone(ProviderError):
+    """An adapter's own error, ranked below every shared one."""
+
+
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        ([TransientError("a"), RateLimited("b", retry_after=1)], RateLimited),
+        ([RateLimited("a", retry_after=1), AuthRevoked("b")], AuthRevoked),
+        ([AuthExpired("a"), PermanentError("b")], AuthExpired),
+        ([DeltaGone("a"), TransientError("b")], TransientError),
+    ],
+)
+async def test_the_gravest_error_wins(
+    errors: list[ProviderError], expected: type[ProviderError]
+) -> None:
+    # Failing at the same moment: the task group collects both before it raises.
+    with pytest.raises(expected):
+        await gather_concurrently([fail(error) for error in errors])
+
+
+async def test_a_single_error_is_raised_as_itself() -> None:
+    with pytest.raises(DeltaGone):
+        await gather_concurrently([succeed(1), fail(DeltaGone("gone"))])
+
+
+async def test_the_longest_wait_wins_among_rate_limits() -> None:
+    errors = [RateLimited("a", retry_after=2), RateLimited("b", retry_after=30), RateLimited("c")]
+    with pytest.raises(RateLimited) as limited:
+        await gather_concurrently([fail(error) for error in errors])
+    assert limited.value.retry_after == 30
+
+
+async def test_the_others_are_cancelled_on_failure() -> None:
+    finished = []
+
+    async def slow() -> int:
+        await asyncio.sleep(5)
+        finished.append(True)
+        return 1
+
+    with pytest.raises(TransientError):
+        await gather_concurrently([slow(), fail(TransientError("x"))])
+    assert finished == []
+
+
+async def test_bugs_are_not_disguised_as_provider_errors() -> None:
+    with pytest.raises(ExceptionGroup):
+        await gather_concurrently([fail(KeyError("bug")), fail(TransientError("x"))])
