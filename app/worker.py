@@ -1,7 +1,9 @@
 """The sync worker process (``inbox-api worker``): wiring only.
 
-``run_worker`` puts the pieces together: the leasing loop of ``sync.jobs`` running
-``sync.engine``'s per-account state machine with the adapters an ``AdapterFactory`` builds.
+``run_worker`` (``sync.worker_loop``, shared with the embedded worker of ``inbox-api serve``)
+puts the pieces together: the leasing loop of ``sync.jobs`` running ``sync.engine``'s
+per-account state machine with the adapters an ``AdapterFactory`` builds, and the IDLE watchers
+of the IMAP accounts it syncs.
 ``serve_worker`` is the process around it: database, vault, event bus (LISTEN/NOTIFY with
 PostgreSQL, so API processes hear of new mail), the production adapters, and a graceful stop on
 SIGTERM or SIGINT (runs in progress finish their batch or are cancelled; each batch is one
@@ -20,33 +22,14 @@ import signal
 import sys
 
 from app.db import close_database, open_database
-from app.events import EventBus, InProcessBus
+from app.events import InProcessBus
 from app.events.postgres import PostgresBus
 from app.services.credentials import start_vault
 from app.settings import Settings
-from sync.engine import AdapterFactory, scheduled_sync
-from sync.jobs import DEFAULT_CONCURRENCY, run_jobs
 from sync.sessions import AdapterFactory as ProductionAdapters
+from sync.worker_loop import run_worker
 
-
-async def run_worker(
-    settings: Settings,
-    adapter_factory: AdapterFactory,
-    *,
-    stop_event: asyncio.Event,
-    events: EventBus | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    worker_id: str | None = None,
-) -> None:
-    """Sync due accounts with ``adapter_factory``'s adapters until ``stop_event`` is set."""
-    runner = scheduled_sync(
-        adapter_factory,
-        events or InProcessBus(),
-        default_interval_seconds=settings.sync_interval_seconds,
-    )
-    await run_jobs(
-        settings, runner, stop_event=stop_event, concurrency=concurrency, worker_id=worker_id
-    )
+__all__ = ["main", "run_worker", "serve_worker", "stop_on_signals"]
 
 
 def stop_on_signals(stop_event: asyncio.Event) -> None:

@@ -41,9 +41,8 @@ from app.settings import Settings
 from resolvers.context import Services
 from resolvers.schema import build_schema
 from resolvers.usage import UsageLogging
-from sync.engine import scheduled_sync
-from sync.jobs import run_jobs
 from sync.sessions import AdapterFactory
+from sync.worker_loop import run_worker
 
 logger = logging.getLogger("inbox_api.server")
 
@@ -68,11 +67,11 @@ async def embedded_sync_worker(settings: Settings, bus: EventBus) -> AsyncIterat
         yield
         return
     adapters = AdapterFactory(settings, bus)
-    runner = scheduled_sync(
-        adapters.open_adapter, bus, default_interval_seconds=settings.sync_interval_seconds
-    )
     stop = asyncio.Event()
-    worker = asyncio.create_task(run_jobs(settings, runner, stop_event=stop), name="sync-worker")
+    worker = asyncio.create_task(
+        run_worker(settings, adapters.open_adapter, stop_event=stop, events=bus),
+        name="sync-worker",
+    )
     try:
         yield
     finally:

@@ -1,11 +1,11 @@
 """One real Dovecot for the IMAP tests (session-scoped; each test gets its own mailbox user).
 
-``dovecot`` is the running server (``tests.support.dovecot``); ``mailbox`` makes a fresh user
-with a known password; ``adapter_for`` builds the real ``ImapAdapter`` for a user, and
-``imap_account``/``ImapAccounts.factory`` give the sync engine the same adapter for an account,
-as production's factory would (the password passed in rather than read from the vault: the
-connect tests cover the vault). ``server_truth`` is what the server holds, read by another
-client, in the cache's shape.
+``dovecot`` is the running server (``tests.support.dovecot``); ``mailbox`` (and
+``other_mailbox``) make a fresh user with a known password; ``adapter_for`` builds the real
+``ImapAdapter`` for a user, and ``imap_account``/``ImapAccounts.factory`` give the sync engine
+the same adapter for an account, as production's factory would (the password passed in rather
+than read from the vault: the connect tests cover the vault). ``server_truth`` is what the
+server holds, read by another client, in the cache's shape.
 """
 
 from __future__ import annotations
@@ -63,12 +63,23 @@ class Mailbox:
         }
 
 
-@pytest.fixture
-def mailbox(dovecot: Dovecot) -> Mailbox:
+def new_mailbox(dovecot: Dovecot) -> Mailbox:
+    """A fresh Dovecot user with a random password."""
     user = f"user{next(_users)}@example.test"
     password = f"pw-{secrets.token_hex(8)}"
     dovecot.add_user(user, password)
     return Mailbox(dovecot, user, password)
+
+
+@pytest.fixture
+def mailbox(dovecot: Dovecot) -> Mailbox:
+    return new_mailbox(dovecot)
+
+
+@pytest.fixture
+def other_mailbox(dovecot: Dovecot) -> Mailbox:
+    """A second user, for tests of two accounts."""
+    return new_mailbox(dovecot)
 
 
 def adapter_for(mailbox: Mailbox, **options: Any) -> ImapAdapter:
