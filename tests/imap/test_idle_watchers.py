@@ -5,7 +5,9 @@ delivered over LMTP is in the cache within 2 seconds (the issue's deadline) alth
 interval is an hour, for an account connected after the worker started too. Between runs an
 account holds one connection (the IDLE one). A paused or deleted account loses its watch; a
 resumed one gets it back. A wrong password ends in "needs re-authorisation" after at most two
-refused logins (the sync's and the watch's), however long the worker runs.
+refused logins (the sync's and the watch's), however long the worker runs. Of two PostgreSQL
+workers syncing the same account only one watches it; when that one stops, the other takes the
+watch over.
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import pytest
+
+from app import clock
 from app.models import Account, Message, SyncState
 from app.services.sync_control import request_sync_now
 from app.settings import Settings
 from app.types import AccountId, AccountStatus
 from emulators.corpus import make_message
+from sync.idle_claims import AdvisoryClaims
+from sync.idle_watchers import IdleWatchers
 from sync.worker_loop import run_worker
 from tests.imap.conftest import ImapAccounts, Mailbox
 from tests.sync.harness import park_other_accounts
@@ -31,11 +38,18 @@ SETTLE_SECONDS = 15.0  # generous: connecting, the first sync, a reconcile round
 
 
 class Idles:
-    """``on_idle`` of the worker: one event per account, set at each IDLE confirmation."""
+    """A running worker's ``on_idle``: one event per account, set at each IDLE confirmation."""
 
     def __init__(self) -> None:
         self.events: defaultdict[int, asyncio.Event] = defaultdict(asyncio.Event)
         self.counts: defaultdict[int, int] = defaultdict(int)
+        self.stop_event = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        if self.task is not None:
+            await asyncio.wait_for(self.task, 30)
 
     def record(self, account_id: int) -> None:
         self.counts[account_id] += 1
@@ -48,16 +62,15 @@ class Idles:
 
 @asynccontextmanager
 async def worker(settings: Settings, accounts: ImapAccounts) -> AsyncIterator[Idles]:
+    """``run_worker`` beside the test, with the test's adapters."""
     idles = Idles()
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_worker(settings, accounts.factory, stop_event=stop, on_idle=idles.record)
+    idles.task = asyncio.create_task(
+        run_worker(settings, accounts.factory, stop_event=idles.stop_event, on_idle=idles.record)
     )
     try:
         yield idles
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+        await idles.stop()
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float) -> float:
@@ -163,6 +176,42 @@ async def test_a_wrong_password_needs_reauthorisation_after_at_most_two_refused_
         if f"user=<{mailbox.user}>" in line and "auth failed" in line
     ]
     assert 1 <= len(refused) <= 2, refused
+
+
+@pytest.mark.postgres_only
+async def test_of_two_workers_syncing_an_account_one_watches_it_until_it_stops(
+    db: Settings, accounts: ImapAccounts, mailbox: Mailbox
+) -> None:
+    account = await accounts.account(mailbox)
+    wake = asyncio.Event()
+    first_idles, second_idles = Idles(), Idles()
+
+    def watchers(idles: Idles) -> IdleWatchers:
+        claims = AdvisoryClaims(db.effective_database_url)
+        return IdleWatchers(
+            accounts.factory, claims, wake_event=wake, reconcile_seconds=0.2, on_idle=idles.record
+        )
+
+    first, second = watchers(first_idles), watchers(second_idles)
+    async with second.running(asyncio.Event()):
+        async with first.running(asyncio.Event()):
+            await (await first.open_adapter(account)).aclose()  # the first worker syncs it
+            await first_idles.next(account.id)
+            await (await second.open_adapter(account)).aclose()  # then the second one does
+            await asyncio.sleep(1)  # five reconcile rounds: the second's claim is refused
+            assert second_idles.counts[account.id] == 0
+            assert await connections(mailbox) == 1
+        # the first worker stopped: its advisory lock went with its database session
+        await second_idles.next(account.id)
+        assert second.watching() == {account.id}
+        wake.clear()
+        await asyncio.to_thread(
+            mailbox.server.deliver, mailbox.user, make_message(random.Random(5))
+        )
+        await asyncio.wait_for(wake.wait(), DELIVERY_DEADLINE_SECONDS)
+        state = await SyncState.get(account_id=account.id)
+        assert state.next_run_at is not None
+        assert state.next_run_at <= clock.now()  # due at once
 
 
 async def _equals(value: Awaitable[int], expected: int) -> bool:
