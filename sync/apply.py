@@ -10,6 +10,8 @@ transaction, in this order::
     account row locked; gone or owner terminated ........... AccountGone, nothing written
     SyncState: cursor / page token / phase (lease-fenced) ... LeaseLost, nothing written
     folders (labels) upserted when the batch lists them
+    moves: a message deleted and added under a new provider id with the same Message-ID
+              header in this batch was moved; its row takes the new id (its API id survives)
     threads created for new thread ids
     messages: upserts (retention applied) and FlagsRecords as ONE upsert statement;
               a FlagsRecord for a message the cache does not hold is ignored (it never creates)
@@ -271,9 +273,10 @@ class _CacheWriter:
         # that produced the FlagsRecord.
         flags = {f.provider_id: f for f in batch.flag_updates if f.provider_id not in upserts}
         cached = await self._cached_messages([*kept, *flags, *batch.deletions])
+        deletions = await self._keep_moved(kept, batch.deletions, cached)
 
         added, changed = await self._write_messages(kept, flags, cached, folders)
-        victims = {cached[pid]["id"]: cached[pid] for pid in batch.deletions if pid in cached}
+        victims = {cached[pid]["id"]: cached[pid] for pid in deletions if pid in cached}
         for resync in batch.folder_resyncs:
             folder_id = folders.get(resync.folder_provider_id)
             if folder_id is not None:
@@ -356,6 +359,34 @@ class _CacheWriter:
             )
             found.update((row["provider_id"], row) for row in rows)
         return found
+
+    async def _keep_moved(
+        self,
+        records: dict[str, MessageRecord],
+        deletions: Sequence[str],
+        cached: dict[str, dict[str, Any]],
+    ) -> list[str]:
+        """A message the batch deletes under one provider id and adds under a new one with the
+        same Message-ID header was moved (IMAP: another client's MOVE is an expunge and a new
+        UID): its cached row takes the new provider id, so its API id survives, and the upsert
+        then changes it. Updates ``cached`` in place; returns the deletions left."""
+        gone: dict[str, list[str]] = {}
+        for pid in deletions:
+            row = cached.get(pid)
+            if row is not None and row["message_id_header"] and pid not in records:
+                gone.setdefault(row["message_id_header"], []).append(pid)
+        moved: dict[str, str] = {}
+        for pid, record in records.items():
+            candidates = gone.get(record.message_id_header or "")
+            if candidates and pid not in cached:
+                moved[candidates.pop(0)] = pid
+        if not moved:
+            return list(deletions)
+        renamed = [Message(id=cached[old]["id"], provider_id=new) for old, new in moved.items()]
+        await Message.bulk_update(renamed, fields=("provider_id",), using_db=self._conn)
+        for old, new in moved.items():
+            cached[new] = {**cached.pop(old), "provider_id": new}
+        return [pid for pid in deletions if pid not in moved]
 
     async def _write_messages(
         self,

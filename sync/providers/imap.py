@@ -14,19 +14,19 @@
 Formats: page token and cursor are ``imap_state`` JSON; message ids ``"<uidvalidity>:<uid>:
 <folder>"`` and folder ids the mailbox names (``imap_fetch``, ``imap_folders``).
 
-Identity across moves and UIDVALIDITY changes: a message that another client moves shows up as
-a VANISHED UID in one folder and a new UID in the other, which one ``changes_since`` reports
-together (a deletion and an upsert in the same batch), so the cache never holds it twice. A
-folder whose UIDVALIDITY changed is listed again: a ``FolderResync`` naming its new ids (apply
-drops the old ones) and upserts of every message under the new ids. Both leave no duplicates
-with apply as it is; because every record carries ``message_id_header``, apply can also keep
-the cached row (and its API id) by handing a deleted row's place to an upsert with the same
-Message-ID in the same batch. After ``MAX_RESETS_PER_WINDOW`` resets in a day a folder is left
-alone until the day is over, so a server that renumbers on every SELECT cannot make every poll
-a full download. Why not ids made from the Message-ID: deletions arrive as UIDs (VANISHED,
-EXPUNGE), so such ids need a UID -> id map per folder that the adapter does not keep (in the
-cursor it would grow with the mailbox), ``fetch_content`` could not find a message by a digest,
-and many messages (drafts, some spam) have no Message-ID at all.
+Identity across moves and UIDVALIDITY changes: a message that another client moves shows up as a
+VANISHED UID in one folder and a new UID in the other, which one ``changes_since`` reports together
+(a deletion and an upsert in the same batch), so the cache never holds it twice. A folder whose
+UIDVALIDITY changed is listed again: a ``FolderResync`` naming its new ids (apply drops the old
+ones) and upserts of every message under the new ids. Both leave no duplicates; because every
+record carries ``message_id_header``, apply keeps a moved message's cached row (and its API id) by
+handing a deleted row's place to an upsert with the same Message-ID in the same batch (a move split
+across two batches of one run still becomes a delete and an add). After ``MAX_RESETS_PER_WINDOW``
+resets in a day a folder is left alone until the day is over, so a server that renumbers on every
+SELECT cannot make every poll a full download. Why not ids made from the Message-ID: deletions
+arrive as UIDs (VANISHED, EXPUNGE), so such ids need a UID -> id map per folder that the adapter
+does not keep (in the cursor it would grow with the mailbox), ``fetch_content`` could not find a
+message by a digest, and many messages (drafts, some spam) have no Message-ID at all.
 
 Parsing MIME costs milliseconds per message, far more than receiving it; ``executor`` (e.g. a
 ``ProcessPoolExecutor`` shared by a worker) moves it off the event loop (``imap_fetch``).

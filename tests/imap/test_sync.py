@@ -4,19 +4,22 @@ The cache must equal the server as another IMAP client sees it (membership per f
 Message-IDs; no message twice) after a full sync, after random sequences of what other clients
 do (APPEND, LMTP delivery, flag changes, MOVE, COPY, EXPUNGE, new and deleted folders), after a
 folder is renumbered (UIDVALIDITY), and a wrong password must stop the account without retries.
+A message another client moves keeps its API id (a deletion and an arrival with the same
+Message-ID in one batch are one message moved).
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import Any
 
 import pytest
 
 from app.events import InProcessBus
-from app.models import Account, Attachment, Message, MessageBody, SyncState
+from app.models import Account, Attachment, ChangeLogEntry, Message, MessageBody, SyncState
 from app.settings import Settings
-from app.types import AccountStatus, SyncPhase
+from app.types import AccountStatus, ChangeKind, SyncPhase
 from emulators.corpus import make_mailbox, make_message
 from sync.engine import OutcomeKind, SyncOutcome, sync_account
 from tests.imap.conftest import ImapAccounts, Mailbox, server_truth
@@ -173,6 +176,70 @@ async def test_random_changes_by_other_clients_end_with_the_cache_equal_to_the_s
         await assert_cache_equals_server(account, mailbox)
 
     assert all(totals.values()), totals
+
+
+async def ids_by_message_id(account: Account) -> dict[str, tuple[int, list[str]]]:
+    """API row id and folders of each cached message whose Message-ID is unique in the cache."""
+    rows = await Message.filter(account_id=account.id).values(
+        "id", "message_id_header", "label_ids"
+    )
+    headers = Counter(row["message_id_header"] for row in rows)
+    return {
+        row["message_id_header"]: (row["id"], row["label_ids"])
+        for row in rows
+        if row["message_id_header"] and headers[row["message_id_header"]] == 1
+    }
+
+
+async def test_a_message_moved_by_another_client_keeps_its_api_id(
+    db: Settings, accounts: ImapAccounts, mailbox: Mailbox
+) -> None:
+    fill(mailbox, seed=5, count=12)
+    account = await accounts.account(mailbox)
+    await sync(accounts, account)
+    before = await ids_by_message_id(account)
+    with mailbox.server.client(mailbox.user) as other:
+        other.move("INBOX", other.uids("INBOX")[0], "Archive")
+
+    outcome = await sync(accounts, account)
+
+    assert (outcome.added, outcome.changed, outcome.deleted) == (0, 1, 0)
+    after = await ids_by_message_id(account)
+    assert {header: row_id for header, (row_id, _) in after.items()} == {
+        header: row_id for header, (row_id, _) in before.items()
+    }
+    moved = [h for h in after if after[h][1] != before[h][1]]
+    assert [(before[h][1], after[h][1]) for h in moved] == [(["INBOX"], ["Archive"])]
+    kinds = await ChangeLogEntry.filter(
+        account_id=account.id, message_id=after[moved[0]][0]
+    ).values_list("kind", flat=True)
+    assert kinds[-1] == ChangeKind.MESSAGE_CHANGED
+    await assert_cache_equals_server(account, mailbox)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+async def test_random_moves_by_other_clients_keep_api_ids(
+    db: Settings, accounts: ImapAccounts, mailbox: Mailbox, seed: int
+) -> None:
+    """Each round is one batch (page size 500): every message the cache holds once before and
+    once after a round keeps its API id, in whatever folder it ended up."""
+    rng = random.Random(seed)
+    corpus = fill(mailbox, seed=seed, count=40)
+    account = await accounts.account(mailbox)
+    await sync(accounts, account)
+    others = OtherClients(mailbox, rng, corpus)
+    moved_and_kept = 0
+    for _ in range(4):
+        before = await ids_by_message_id(account)
+        others.act(rng.randint(6, 14))
+        outcome = await sync(accounts, account)
+        assert outcome.kind == OutcomeKind.SYNCED
+        await assert_cache_equals_server(account, mailbox)
+        after = await ids_by_message_id(account)
+        for header in before.keys() & after.keys():
+            assert after[header][0] == before[header][0], header
+            moved_and_kept += after[header][1] != before[header][1]
+    assert moved_and_kept > 0
 
 
 async def test_a_renumbered_folder_leaves_no_duplicates(
