@@ -40,7 +40,9 @@ MEANING: dict[Action, str] = {
     Action.MESSAGES_CONTENT: "Read bodies (text, sanitised and raw HTML), headers, raw MIME and "
     "attachments.",
     Action.MESSAGES_MODIFY: "Change messages: flags, labels, folders, deletion.",
-    Action.MESSAGES_SEND: "Send mail from a connected account.",
+    Action.MESSAGES_SEND: "Send mail from a connected account (new messages, replies, drafts).",
+    Action.MESSAGES_DRAFTS: "Create, replace and delete drafts of a connected account "
+    "(sending one needs messages:send).",
     Action.OWNER: "Owner-only operations: tokens, profile, usage log, export, termination.",
 }
 

@@ -25,6 +25,7 @@ class Action(StrEnum):
     MESSAGES_CONTENT = "messages:content"
     MESSAGES_MODIFY = "messages:modify"
     MESSAGES_SEND = "messages:send"
+    MESSAGES_DRAFTS = "messages:drafts"
     OWNER = "owner"
 
 

@@ -550,7 +550,11 @@ class GraphApi:
         return Recipient(name, address)
 
     async def create_draft(self, call: Call) -> Response:
-        mime = mime_from_graph_message(await read_json(call.request), self._sender(call))
+        """A draft from a message resource (JSON) or, as Graph documents for MIME, from the
+        base64 MIME of the whole message as ``text/plain``; either lands in Drafts."""
+        mime = await _mime_body(call)
+        if mime is None:
+            mime = mime_from_graph_message(await read_json(call.request), self._sender(call))
         draft = self.store.deliver(call.user_id, "drafts", mime, is_read=True, is_draft=True)
         return self._respond(call, message_json(draft, call.render), 201)
 
@@ -563,11 +567,8 @@ class GraphApi:
         return graph_response(None, 202)
 
     async def send_mail(self, call: Call) -> Response:
-        if call.request.headers.get("content-type", "").startswith("text/plain"):
-            try:
-                mime = base64.b64decode(await call.request.body(), validate=True)
-            except binascii.Error:
-                raise invalid_request("A MIME sendMail body must be base64.") from None
+        mime = await _mime_body(call)
+        if mime is not None:
             self._send(call, mime, save_copy=True)
             return graph_response(None, 202)
         body = await read_json(call.request)
@@ -622,3 +623,13 @@ class GraphApi:
     async def delete_subscription(self, call: Call) -> Response:
         self.subscriptions.delete(call.user_id, call.request.path_params["subscription"])
         return graph_response(None, 204)
+
+
+async def _mime_body(call: Call) -> bytes | None:
+    """The MIME of a ``text/plain`` request body (base64, as Graph requires); None for JSON."""
+    if not call.request.headers.get("content-type", "").startswith("text/plain"):
+        return None
+    try:
+        return base64.b64decode(await call.request.body(), validate=True)
+    except binascii.Error:
+        raise invalid_request("A MIME body must be base64.") from None

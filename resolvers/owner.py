@@ -123,6 +123,7 @@ class MutationErrorCode(Enum):
     CONFLICT = "CONFLICT"
     PROVIDER_ERROR = "PROVIDER_ERROR"
     RATE_LIMITED = "RATE_LIMITED"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 
 
 @strawberry.type(description="An expected failure of a mutation.")

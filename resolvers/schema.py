@@ -28,6 +28,7 @@ from resolvers.accounts import AccountMutation, AccountQueries
 from resolvers.connect import ConnectMutation
 from resolvers.connect_imap import ConnectImapMutation
 from resolvers.context import Context
+from resolvers.drafts import DraftMutation
 from resolvers.errors import CodedErrors
 from resolvers.folders import FolderQueries
 from resolvers.ids import encode_id
@@ -80,6 +81,7 @@ class Mutation(
     PrivacyMutation,
     MessageActionMutation,
     SendMutation,
+    DraftMutation,
 ):
     pass
 

@@ -5,7 +5,9 @@ the action message by message, and applies every answer the provider gave to the
 ``sync.apply.apply_batch`` (no cursor: the sync position is untouched), so the change log and the
 ``AccountChanged`` event come as they do for synced changes. On a provider failure the answers
 received before it are applied and the error is raised: the cache holds what the provider has.
-The entry points build one and register it with ``register_message_writer``.
+The entry points build one and register it with ``register_message_writer``. It is also the
+``app.services.drafts.DraftWriter``: drafts go through the adapter's ``DraftActions``
+(``sync.providers.mailbox_drafts``) and their answers are applied the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from app.events import EventBus
 from app.models import Account
+from app.services.drafts import DraftWriter
 from app.services.message_actions import MessageWriter
 from app.types import AccountId
 from sync.apply import apply_batch
@@ -24,7 +27,7 @@ from sync.providers.records import ChangeBatch
 OpenAdapter = Callable[[Account], Awaitable[MailboxAdapter]]
 
 
-class AdapterWriter(MessageWriter):
+class AdapterWriter(MessageWriter, DraftWriter):
     """Acts through the adapters ``open_adapter`` builds; publishes on ``events``."""
 
     def __init__(self, open_adapter: OpenAdapter, events: EventBus) -> None:
@@ -53,19 +56,50 @@ class AdapterWriter(MessageWriter):
     async def send(
         self, account_id: AccountId, raw: bytes, thread_provider_id: str | None
     ) -> str | None:
+        answer = await self._call(account_id, "send_mime", "send", raw, thread_provider_id)
+        return answer.upserts[0].provider_id if answer.upserts else None
+
+    async def save_draft(
+        self,
+        account_id: AccountId,
+        raw: bytes,
+        thread_provider_id: str | None,
+        replacing: str | None,
+    ) -> str:
+        if replacing is None:
+            answer = await self._call(
+                account_id, "create_draft", "keep drafts", raw, thread_provider_id
+            )
+        else:
+            answer = await self._call(
+                account_id, "update_draft", "keep drafts", replacing, raw, thread_provider_id
+            )
+        return answer.upserts[0].provider_id
+
+    async def delete_draft(self, account_id: AccountId, provider_id: str) -> None:
+        await self._call(account_id, "delete_draft", "keep drafts", provider_id)
+
+    async def send_draft(self, account_id: AccountId, provider_id: str) -> str | None:
+        answer = await self._call(account_id, "send_draft", "keep drafts", provider_id)
+        return answer.upserts[0].provider_id if answer.upserts else None
+
+    async def _call(
+        self, account_id: AccountId, method: str, ability: str, *arguments: object
+    ) -> ChangeBatch:
+        """One adapter call answering a ``ChangeBatch``, applied to the cache when not empty;
+        ``UnsupportedAction`` when the account's adapter lacks ``method``."""
         account = await Account.get(id=account_id)
         adapter = await self._open_adapter(account)
         try:
-            send_mime = getattr(adapter, "send_mime", None)
-            if send_mime is None:
-                raise UnsupportedAction(f"{account.provider.value} accounts cannot send yet")
-            answer: ChangeBatch = await send_mime(raw, thread_provider_id)
+            call = getattr(adapter, method, None)
+            if call is None:
+                raise UnsupportedAction(f"{account.provider.value} accounts cannot {ability} yet")
+            answer: ChangeBatch = await call(*arguments)
         finally:
             await adapter.aclose()
-        if answer.upserts:
+        if answer.upserts or answer.deletions or answer.flag_updates:
             await apply_batch(account_id, answer, events=self._events)
-            return answer.upserts[0].provider_id
-        return None
+        return answer
 
 
 def _merged(batches: Sequence[ChangeBatch]) -> ChangeBatch:

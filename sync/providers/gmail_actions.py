@@ -14,15 +14,17 @@ from urllib.parse import quote
 
 from sync.providers.actions import ActionKind, MessageAction
 from sync.providers.gmail_client import GmailClient
-from sync.providers.gmail_records import METADATA_HEADERS, flags_record, message_record
+from sync.providers.gmail_drafts import GmailDrafts
+from sync.providers.gmail_records import flags_record
 from sync.providers.records import ChangeBatch
 
 # Labels that behave like folders: a move takes the message out of them.
 _FOLDER_LIKE = ("INBOX", "SPAM", "TRASH")
 
 
-class GmailActions:
-    """The ``MessageActions`` of a Gmail adapter (which provides ``_client``)."""
+class GmailActions(GmailDrafts):
+    """The ``MessageActions`` (and, inherited, ``DraftActions``) of a Gmail adapter (which
+    provides ``_client``)."""
 
     _client: GmailClient
 
@@ -50,10 +52,7 @@ class GmailActions:
         answer = await self._client.send("POST", "/messages/send", "messages.send", body)
         if not answer or "id" not in answer:
             return ChangeBatch()
-        sent = await self._client.get_message(
-            str(answer["id"]), {"format": "metadata", "metadataHeaders": METADATA_HEADERS}
-        )
-        return ChangeBatch(upserts=[message_record(sent, with_content=False)])
+        return ChangeBatch(upserts=[await self.fetched_record(str(answer["id"]))])
 
 
 def _label_change(action: MessageAction) -> tuple[tuple[str, ...], tuple[str, ...]]:

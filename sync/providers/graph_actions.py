@@ -16,14 +16,16 @@ from typing import Any
 from sync.providers.actions import ActionKind, MessageAction, UnsupportedAction
 from sync.providers.graph_client import API_ROOT, GraphClient
 from sync.providers.graph_delta import folder_path, message_path
+from sync.providers.graph_drafts import GraphDrafts
 from sync.providers.graph_records import message_record
 from sync.providers.records import ChangeBatch
 
 _WELL_KNOWN = {ActionKind.ARCHIVE: "archive", ActionKind.TRASH: "deleteditems"}
 
 
-class GraphActions:
-    """The ``MessageActions`` of a Graph adapter (which provides ``_client``)."""
+class GraphActions(GraphDrafts):
+    """The ``MessageActions`` (and, inherited, ``DraftActions``) of a Graph adapter (which
+    provides ``_client``)."""
 
     _client: GraphClient
 
@@ -58,8 +60,9 @@ class GraphActions:
 
     async def send_mime(self, raw: bytes, thread_provider_id: str | None) -> ChangeBatch:
         """``sendMail`` with the MIME as base64 text: Graph answers 202 without the message,
-        which reaches the cache with the next sync of Sent Items. Graph threads a reply by
-        its In-Reply-To/References, so ``thread_provider_id`` is not sent."""
+        which reaches the cache with the next sync of Sent Items (the caller makes the account
+        due). Graph threads a reply by its In-Reply-To/References, so ``thread_provider_id``
+        is not sent."""
         await self._client.send_text(
             "POST", f"{API_ROOT}/sendMail", "sendMail", base64.b64encode(raw).decode("ascii")
         )

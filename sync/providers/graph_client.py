@@ -110,8 +110,11 @@ class GraphClient:
             return None
         return json_object(response, what)
 
-    async def send_text(self, http_method: str, path: str, what: str, text: str) -> None:
-        """A write call with a ``text/plain`` body (``sendMail`` with MIME); no answer body."""
+    async def send_text(
+        self, http_method: str, path: str, what: str, text: str
+    ) -> dict[str, Any] | None:
+        """A write call with a ``text/plain`` body (MIME for ``sendMail`` or a new draft): its
+        JSON answer, or None for 202/204 answers."""
         async with self._slots:
             with transport_errors(what):
                 response = await self._http.request(
@@ -123,6 +126,9 @@ class GraphClient:
                 )
         if response.status_code >= 400:
             raise _error(response, what)
+        if response.status_code in (202, 204) or not response.content:
+            return None
+        return json_object(response, what)
 
     async def aclose(self) -> None:
         if self._owns_http:

@@ -198,6 +198,32 @@ SCOPED_FIELDS: list[tuple[str, Action, str, tuple[str, ...]]] = [
         ' to: [{email: "a@example.com"}], textBody: "x"}) { __typename } }',
         ("sendMessage",),
     ),
+    # Unknown accounts and drafts answer a MutationError (NOT_FOUND): data, nothing at a provider.
+    (
+        "Mutation.createDraft",
+        Action.MESSAGES_DRAFTS,
+        'mutation { createDraft(accountId: "QWNjb3VudDo5OTk5OQ", input: {subject: "s"})'
+        " { __typename } }",
+        ("createDraft",),
+    ),
+    (
+        "Mutation.updateDraft",
+        Action.MESSAGES_DRAFTS,
+        'mutation { updateDraft(id: "TWVzc2FnZTo5OTk5OQ", input: {subject: "s"}) { __typename } }',
+        ("updateDraft",),
+    ),
+    (
+        "Mutation.deleteDraft",
+        Action.MESSAGES_DRAFTS,
+        'mutation { deleteDraft(id: "TWVzc2FnZTo5OTk5OQ") { __typename } }',
+        ("deleteDraft",),
+    ),
+    (
+        "Mutation.sendDraft",
+        Action.MESSAGES_SEND,
+        'mutation { sendDraft(id: "TWVzc2FnZTo5OTk5OQ", idempotencyKey: "k") { __typename } }',
+        ("sendDraft",),
+    ),
 ]
 
 
