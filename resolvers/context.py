@@ -16,6 +16,7 @@ from app.services.change_tail import ChangeTail
 from app.services.errors import Forbidden
 from app.settings import Settings
 from app.types import Action, OwnerId
+from resolvers.compiled.paths import ExecutionPaths
 
 
 @dataclass(slots=True)
@@ -26,6 +27,7 @@ class Services:
     authenticator: TokenAuthenticator
     events: EventBus
     changes: ChangeTail = field(init=False)
+    execution_paths: ExecutionPaths = field(default_factory=ExecutionPaths)
 
     def __post_init__(self) -> None:
         self.changes = ChangeTail(self.events)

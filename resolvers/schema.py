@@ -25,10 +25,10 @@ from strawberry.types import ExecutionContext
 from app.settings import Settings
 from app.types import Action
 from resolvers.accounts import AccountMutation, AccountQueries
+from resolvers.compiled.executor import CompiledExecutor
 from resolvers.connect import ConnectMutation
 from resolvers.connect_imap import ConnectImapMutation
 from resolvers.context import Context
-from resolvers.drafts import DraftMutation
 from resolvers.errors import CodedErrors
 from resolvers.folders import FolderQueries
 from resolvers.ids import encode_id
@@ -81,7 +81,6 @@ class Mutation(
     PrivacyMutation,
     MessageActionMutation,
     SendMutation,
-    DraftMutation,
 ):
     pass
 
@@ -122,4 +121,6 @@ def build_schema(
         subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=extensions,
+        # Query operations run from compiled plans when they can (resolvers.compiled).
+        execution_context_class=CompiledExecutor,
     )

@@ -1,0 +1,229 @@
+"""The compiler: a validated query operation -> a tree of completers, or ``Unsupported``.
+
+Fields are collected with graphql-core's own ``collect_fields``/``collect_subfields`` (so
+fragments, inline fragments, aliases, merging and ``@include``/``@skip`` mean exactly what
+they mean there; the directive variables' values are part of the plan's key). Each field
+then gets a getter and a completer for its type:
+
+- a plain Strawberry field (no resolver): the attribute, read as Strawberry's default
+  resolver reads it;
+- a field with a resolver (and its field extensions, such as the scope check): the schema's
+  own ``resolve`` function, with graphql-core's ``get_argument_values`` and resolve info,
+  exactly as graphql-core calls it;
+- ``__typename``: the object type's name.
+
+Interfaces and unions compile every possible type's selection and pick one per value with the
+schema's own ``resolve_type``. Not compiled (graphql-core runs them): other introspection
+fields, ``@defer``/``@stream``, fragment arguments, and schemas with resolver middleware.
+The scopes the plan's resolvers check (``HasScope``) are collected, so a token that lacks one
+goes to graphql-core before anything runs, for its exact FORBIDDEN errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLUnionType,
+    is_leaf_type,
+)
+from graphql.execution import Executor
+from graphql.execution.collect_fields import (
+    CollectedFields,
+    FieldDetails,
+    collect_fields,
+    collect_subfields,
+)
+from graphql.pyutils import Path
+from strawberry.permission import PermissionExtension
+
+from app.types import Action
+from resolvers.compiled.completers import (
+    Completer,
+    Getter,
+    Run,
+    Step,
+    abstract_of,
+    leaf,
+    list_of,
+    non_null,
+    nullable,
+    object_of,
+)
+from resolvers.permissions import HasScope
+
+_STRAWBERRY_FIELD = "strawberry-definition"
+
+
+class Unsupported(Exception):
+    """The operation uses something plans do not cover: graphql-core executes it."""
+
+
+@dataclass(eq=False, slots=True)
+class FieldSpec:
+    """One field position of the operation (hashed by identity: a run memoises per spec)."""
+
+    field_def: GraphQLField
+    details: list[FieldDetails]
+    parent_type: GraphQLObjectType
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A compiled operation: the root object's completer and the scopes it checks."""
+
+    root: Completer
+    scopes: frozenset[Action]
+
+
+def compile_operation(executor: Executor[Any]) -> Plan:
+    """The plan of ``executor``'s query operation, for its variables' directive values."""
+    return _Compiler(executor).compile()
+
+
+class _Compiler:
+    def __init__(self, executor: Executor[Any]) -> None:
+        manager = executor.middleware_manager
+        if manager is not None and manager.middlewares:
+            raise Unsupported("resolver middleware")
+        self.executor = executor
+        self.scopes: set[Action] = set()
+
+    def compile(self) -> Plan:
+        executor = self.executor
+        root_type = executor.schema.query_type
+        if root_type is None:
+            raise Unsupported("no query type")
+        collected = collect_fields(
+            executor.schema,
+            executor.fragments,
+            executor.variable_values,
+            root_type,
+            executor.operation,
+            executor.hide_suggestions,
+        )
+        root = self._object(root_type, collected, None, None)
+        return Plan(root=root, scopes=frozenset(self.scopes))
+
+    def _object(
+        self,
+        object_type: GraphQLObjectType,
+        collected: CollectedFields,
+        path: Path | None,
+        spec: FieldSpec | None,
+    ) -> Completer:
+        if collected.new_defer_usages or collected.forbidden_directive_instances:
+            raise Unsupported("@defer or @stream")
+        steps = []
+        for key, details in collected.grouped_field_set.items():
+            if any(d.defer_usage or d.fragment_variable_values for d in details):
+                raise Unsupported("@defer or fragment arguments")
+            name = details[0].node.name.value
+            if name == "__typename":
+                steps.append(_typename(key, object_type.name))
+                continue
+            field_def = object_type.fields.get(name)
+            if field_def is None or name.startswith("__"):
+                raise Unsupported(name)
+            field = FieldSpec(field_def, details, object_type, Path(path, key, object_type.name))
+            self._collect_scopes(field_def)
+            get, resolves = _getter(field)
+            steps.append(Step(key, get, resolves, self._value(field_def.type, field)))
+        is_type_of = None if spec is None else object_type.is_type_of
+        return object_of(is_type_of, spec, steps)
+
+    def _value(self, return_type: GraphQLOutputType, field: FieldSpec) -> Completer:
+        if isinstance(return_type, GraphQLNonNull):
+            return non_null(self._nullable(return_type.of_type, field))
+        return nullable(self._nullable(return_type, field))
+
+    def _nullable(self, return_type: GraphQLOutputType, field: FieldSpec) -> Completer:
+        if isinstance(return_type, GraphQLList):
+            return list_of(self._value(return_type.of_type, field))
+        if is_leaf_type(return_type):
+            return leaf(return_type)
+        if isinstance(return_type, GraphQLObjectType):
+            return self._selected(return_type, field)
+        if isinstance(return_type, (GraphQLInterfaceType, GraphQLUnionType)):
+            executor = self.executor
+            by_type = {
+                possible.name: self._selected(possible, field)
+                for possible in executor.schema.get_possible_types(return_type)
+            }
+            resolve_type = return_type.resolve_type or executor.type_resolver
+            return abstract_of(resolve_type, return_type, field, by_type)
+        raise Unsupported(f"type {return_type}")
+
+    def _selected(self, object_type: GraphQLObjectType, field: FieldSpec) -> Completer:
+        """The completer of ``field``'s sub-selection on one object type."""
+        executor = self.executor
+        collected = collect_subfields(
+            executor.schema,
+            executor.fragments,
+            executor.variable_values,
+            executor.operation,
+            object_type,
+            field.details,
+            executor.hide_suggestions,
+        )
+        return self._object(object_type, collected, field.path, field)
+
+    def _collect_scopes(self, field_def: GraphQLField) -> None:
+        definition = (field_def.extensions or {}).get(_STRAWBERRY_FIELD)
+        for extension in getattr(definition, "extensions", ()):
+            if isinstance(extension, PermissionExtension):
+                for permission in extension.permissions:
+                    if isinstance(permission, HasScope):
+                        self.scopes.add(permission.action)
+
+
+def _typename(key: str, name: str) -> Step:
+    def get(value: Any, run: Run) -> str:
+        return name
+
+    return Step(key, get, resolves=False, completer=nullable(_IDENTITY))
+
+
+def _identity(value: Any, run: Run) -> Any:
+    return value
+
+
+_IDENTITY = Completer(_identity, is_async=False)
+
+
+def _getter(field: FieldSpec) -> tuple[Getter, bool]:
+    """How to get the field's value from its parent, and whether that calls a resolver."""
+    resolve = field.field_def.resolve
+    if resolve is None:
+        raise Unsupported("field without a resolve function")
+    definition = (field.field_def.extensions or {}).get(_STRAWBERRY_FIELD)
+    if definition is not None and getattr(resolve, "_is_default", False) and _is_plain(definition):
+        # Strawberry's resolver of a field without one: default_resolver(source, python_name).
+        read = definition.default_resolver
+        name = definition.python_name
+
+        def get_attribute(value: Any, run: Run) -> Any:
+            return read(value, name)
+
+        return get_attribute, False
+
+    def get_resolved(value: Any, run: Run) -> Any:
+        return resolve(value, run.info(field), **run.arguments(field))
+
+    return get_resolved, True
+
+
+def _is_plain(definition: Any) -> bool:
+    return (
+        getattr(definition, "base_resolver", True) is None
+        and callable(getattr(definition, "default_resolver", None))
+        and isinstance(getattr(definition, "python_name", None), str)
+    )

@@ -1,0 +1,217 @@
+"""Completers: graphql-core's ``complete_value`` for one return type, decided at compile time.
+
+graphql-core decides per value what a field's type needs (non-null check, list, leaf
+coercion, sub-selection); a plan decides it once and keeps a closure per position. A
+completer returns the response value for one resolved value, or an awaitable of it when its
+position holds a resolver that may be asynchronous (``Completer.is_async``). Whatever
+graphql-core would turn into an error (a null where the type forbids it, a leaf that does not
+coerce, an object of the wrong type, a resolver that returns an exception) raises
+``NotCompiled``: the operation is then executed by graphql-core, which produces the error
+(and the null propagation) itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from inspect import isawaitable
+from typing import Any, Protocol
+
+from graphql import GraphQLLeafType, GraphQLResolveInfo
+from graphql.execution import Executor
+
+
+class NotCompiled(Exception):
+    """The plan cannot answer this exactly as graphql-core would: graphql-core answers."""
+
+
+class Run(Protocol):
+    """What completers need of the running operation (``executor.PlanRun``)."""
+
+    def info(self, spec: Any) -> GraphQLResolveInfo[Any]: ...
+
+    def arguments(self, spec: Any) -> dict[str, Any]: ...
+
+
+Complete = Callable[[Any, Run], Any]
+Getter = Callable[[Any, Run], Any]
+IsTypeOf = Callable[[Any, GraphQLResolveInfo[Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Completer:
+    complete: Complete
+    is_async: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One response key of an object: how to get its value and complete it."""
+
+    key: str
+    get: Getter
+    resolves: bool  # a resolver call: its result may be awaitable (or an exception)
+    completer: Completer
+
+
+def leaf(leaf_type: GraphQLLeafType) -> Completer:
+    """A scalar or enum, coerced by the type itself (graphql-core's own function)."""
+    coerce = Executor.complete_leaf_value
+
+    def complete(value: Any, run: Run) -> Any:
+        return coerce(leaf_type, value)
+
+    return Completer(complete, is_async=False)
+
+
+def nullable(inner: Completer) -> Completer:
+    if inner.is_async:
+        complete_inner = inner.complete
+
+        async def complete_async(value: Any, run: Run) -> Any:
+            return None if value is None else await complete_inner(value, run)
+
+        return Completer(complete_async, is_async=True)
+    complete_sync = inner.complete
+
+    def complete(value: Any, run: Run) -> Any:
+        return None if value is None else complete_sync(value, run)
+
+    return Completer(complete, is_async=False)
+
+
+def non_null(inner: Completer) -> Completer:
+    complete_inner = inner.complete
+    if inner.is_async:
+
+        async def complete_async(value: Any, run: Run) -> Any:
+            if value is None:
+                raise NotCompiled
+            return await complete_inner(value, run)
+
+        return Completer(complete_async, is_async=True)
+
+    def complete(value: Any, run: Run) -> Any:
+        if value is None:
+            raise NotCompiled
+        return complete_inner(value, run)
+
+    return Completer(complete, is_async=False)
+
+
+def list_of(item: Completer) -> Completer:
+    """A list; with asynchronous items they run concurrently (DataLoaders batch them)."""
+    complete_item = item.complete
+    if item.is_async:
+
+        async def complete_async(value: Any, run: Run) -> Any:
+            if not isinstance(value, (list, tuple)):
+                raise NotCompiled
+            return await _all(complete_item(x, run) for x in value)
+
+        return Completer(complete_async, is_async=True)
+
+    def complete(value: Any, run: Run) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise NotCompiled
+        return [complete_item(x, run) for x in value]
+
+    return Completer(complete, is_async=False)
+
+
+async def _all(items: Iterable[Awaitable[Any]]) -> list[Any]:
+    """Every item's value, run concurrently. When one fails the others are cancelled and
+    awaited before the failure leaves: nothing of an abandoned run outlives it."""
+    tasks = [asyncio.ensure_future(item) for item in items]
+    try:
+        return [await task for task in tasks]
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _check_type(is_type_of: IsTypeOf | None, spec: Any, value: Any, run: Run) -> None:
+    if is_type_of is None:
+        return
+    verdict = is_type_of(value, run.info(spec))
+    if isawaitable(verdict):  # graphql-core would await it; Strawberry's never is one
+        getattr(verdict, "close", lambda: None)()
+        raise NotCompiled
+    if not verdict:
+        raise NotCompiled
+
+
+async def _settled(value: Any) -> Any:
+    if isawaitable(value):
+        value = await value
+    if isinstance(value, Exception):
+        raise NotCompiled
+    return value
+
+
+def object_of(is_type_of: IsTypeOf | None, spec: Any, steps: Sequence[Step]) -> Completer:
+    """An object: a dict of its response keys in selection order. Synchronous when no step
+    calls a resolver (plain attributes of the Strawberry object)."""
+    if not any(step.resolves or step.completer.is_async for step in steps):
+        pairs = [(step.key, step.get, step.completer.complete) for step in steps]
+
+        def complete(value: Any, run: Run) -> Any:
+            _check_type(is_type_of, spec, value, run)
+            return {key: done(get(value, run), run) for key, get, done in pairs}
+
+        return Completer(complete, is_async=False)
+
+    plan = [
+        (step.key, step.get, step.resolves, step.completer.complete, step.completer.is_async)
+        for step in steps
+    ]
+
+    async def complete_async(value: Any, run: Run) -> Any:
+        _check_type(is_type_of, spec, value, run)
+        out: dict[str, Any] = {}
+        for key, get, resolves, done, done_async in plan:
+            found = get(value, run)
+            if resolves:
+                found = await _settled(found)
+            completed = done(found, run)
+            out[key] = await completed if done_async else completed
+        return out
+
+    return Completer(complete_async, is_async=True)
+
+
+def abstract_of(
+    resolve_type: Callable[[Any, GraphQLResolveInfo[Any], Any], Any],
+    return_type: Any,
+    spec: Any,
+    by_type: dict[str, Completer],
+) -> Completer:
+    """An interface or union: the runtime type as the schema resolves it, then that type's
+    completer (every possible type is compiled)."""
+
+    def pick(value: Any, run: Run) -> Completer:
+        name = resolve_type(value, run.info(spec), return_type)
+        if isawaitable(name):  # graphql-core would await it; Strawberry's never is one
+            getattr(name, "close", lambda: None)()
+            raise NotCompiled
+        completer = by_type.get(name) if isinstance(name, str) else None
+        if completer is None:
+            raise NotCompiled
+        return completer
+
+    if any(completer.is_async for completer in by_type.values()):
+
+        async def complete_async(value: Any, run: Run) -> Any:
+            completer = pick(value, run)
+            completed = completer.complete(value, run)
+            return await completed if completer.is_async else completed
+
+        return Completer(complete_async, is_async=True)
+
+    def complete(value: Any, run: Run) -> Any:
+        return pick(value, run).complete(value, run)
+
+    return Completer(complete, is_async=False)
