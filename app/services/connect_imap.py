@@ -44,7 +44,7 @@ from app.services.credentials import store_credential
 from app.services.errors import Forbidden, InvalidInput, ServiceError
 
 # The OAuth connect flows' rule for a (re)connected account, shared rather than copied.
-from app.services.oauth_state import _make_sync_due as make_sync_due
+from app.services.sync_control import resume_sync
 from app.services.token_sources import log_status_change
 from app.settings import Settings
 from app.types import AccountId, AccountStatus, CredentialKind, Provider
@@ -157,7 +157,7 @@ async def connect_imap(
         await store_credential(account_id, CredentialKind.IMAP_PASSWORD, request.password)
         if request.smtp_password is not None:
             await store_credential(account_id, CredentialKind.SMTP_PASSWORD, request.smtp_password)
-        await make_sync_due(account)
+        await resume_sync(AccountId(account.id))
         event = await log_status_change(account, reason="CONNECTED")
     await events.publish(event)
     return account

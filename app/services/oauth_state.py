@@ -33,12 +33,13 @@ from tortoise.transactions import in_transaction
 from app import clock
 from app.auth.principal import Principal
 from app.events import EventBus
-from app.models import Account, ApiToken, Owner, PendingAuthorization, SyncState
+from app.models import Account, ApiToken, Owner, PendingAuthorization
 from app.services.errors import Forbidden, InvalidInput, ServiceError
+from app.services.sync_control import resume_sync
 from app.services.token_sources import TokenGrant, log_status_change, store_grant
 from app.services.vault_keys import current_keyring
 from app.settings import Settings
-from app.types import AccountId, AccountStatus, OwnerId, Provider, SyncPhase
+from app.types import AccountId, AccountStatus, OwnerId, Provider
 from vault import DecryptionError, Secret, UnknownKeyError, open_sealed, seal
 
 CALLBACK_PATHS = {
@@ -217,24 +218,7 @@ async def save_connected_account(
                 update_fields=["status", "status_reason", "display_name", "provider_settings"]
             )
         await store_grant(AccountId(account.id), grant)
-        await _make_sync_due(account)
+        await resume_sync(AccountId(account.id))
         event = await log_status_change(account, reason="CONNECTED")
     await events.publish(event)
     return account
-
-
-async def _make_sync_due(account: Account) -> None:
-    state, created = await SyncState.get_or_create(
-        account_id=account.id, defaults={"next_run_at": clock.now()}
-    )
-    if created:
-        return
-    state.next_run_at = clock.now()
-    state.consecutive_failures = 0
-    state.last_error_code = None
-    if state.phase == SyncPhase.STOPPED:
-        # Stopped for want of a grant: resume where the cursor stands.
-        state.phase = SyncPhase.INCREMENTAL if state.cursor else SyncPhase.PENDING
-    await state.save(
-        update_fields=["next_run_at", "consecutive_failures", "last_error_code", "phase"]
-    )

@@ -1,4 +1,5 @@
-"""The "sync now" use case: make an account due at once (an API mutation, a provider's push).
+"""The "sync now" use case: make an account due at once (an API mutation, a provider's push),
+and ``resume_sync`` for an account connected or reconnected (OAuth, ``connectImap``).
 
 The worker (``sync.jobs``) picks a due account up within its idle interval, in whichever process
 it runs. A provider's rate-limit wait is honoured: an account backing off keeps its
@@ -37,3 +38,21 @@ async def request_sync_now(account_id: AccountId) -> datetime | None:
     )
     state = await SyncState.get_or_none(account_id=account_id)
     return None if state is None else state.next_run_at
+
+
+async def resume_sync(account_id: AccountId) -> None:
+    """After a (re)connect: due now, the old credentials' failures forgotten, and a sync stopped
+    for want of a grant resumed where its cursor stands (or from the start without one)."""
+    state, created = await SyncState.get_or_create(
+        account_id=account_id, defaults={"next_run_at": clock.now()}
+    )
+    if created:
+        return
+    state.next_run_at = clock.now()
+    state.consecutive_failures = 0
+    state.last_error_code = None
+    if state.phase == SyncPhase.STOPPED:
+        state.phase = SyncPhase.INCREMENTAL if state.cursor else SyncPhase.PENDING
+    await state.save(
+        update_fields=["next_run_at", "consecutive_failures", "last_error_code", "phase"]
+    )
