@@ -88,6 +88,7 @@ def create_app(settings: Settings) -> RequestGuard:
     )
     services = Services(settings=settings, authenticator=TokenAuthenticator(), events=bus)
     metrics = ServerMetrics(settings)
+    metrics.count_execution_paths(services.execution_paths.counts)
     schema = build_schema(
         settings, extra_extensions=[lambda: UsageLogging(usage_writer), metrics.extension]
     )

@@ -4,6 +4,7 @@ What it exposes (text format of prometheus-client, one registry per application)
 
     inbox_api_graphql_operations_total{type,operation,status}   counter, every operation
     inbox_api_graphql_operation_seconds{type,operation}         histogram, queries/mutations
+    inbox_api_graphql_execution_total{path}                     counter, compiled or fallback
     inbox_api_open_subscriptions                                gauge, this process
     inbox_api_sync_accounts{provider,phase}                     gauge, active accounts
     inbox_api_sync_lag_seconds{provider}                        gauge, the stalest account
@@ -14,7 +15,9 @@ Operations are counted by ``OperationMetrics``, a schema extension beside the us
 (``resolvers.usage``): the operation's type and name (at most ``MAX_OPERATION_NAMES`` distinct
 names, later ones count as ``other``; no name: ``anonymous``) and ``ok``/``error``; never the
 query, variables or the caller. A subscription counts as open from its execution to its end;
-its lifetime is no latency, so it stays out of the histogram.
+its lifetime is no latency, so it stays out of the histogram. The execution counter says how
+queries and mutations were executed: from a compiled plan (``resolvers.compiled``) or by
+graphql-core (``fallback``: mutations, what plans do not cover, a missing scope, an error).
 
 The sync figures are read from the ``sync_states`` table at each scrape: it is where every
 worker records how its runs ended (``sync.engine``), so any API process reports the whole
@@ -34,10 +37,12 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -105,6 +110,10 @@ class ServerMetrics:
             registry=self.registry,
         )
         self._names: set[str] = set()
+
+    def count_execution_paths(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Export ``counts()`` (operations by execution path) at each scrape."""
+        self.registry.register(_ExecutionPaths(counts))
 
     def extension(self) -> SchemaExtension:
         """A fresh ``OperationMetrics`` (``build_schema`` takes extension factories)."""
@@ -181,6 +190,23 @@ class ServerMetrics:
             code = str(row["last_error_code"])
             self.failing_accounts.labels(code).set(row["accounts"])
             self.consecutive_failures.labels(code).set(row["failures"] or 0)
+
+
+class _ExecutionPaths(Collector):
+    """``inbox_api_graphql_execution_total{path}``, read from the counts at each scrape."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "inbox_api_graphql_execution",
+            "Queries and mutations by how they were executed: compiled plan or graphql-core.",
+            labels=["path"],
+        )
+        for path, count in self._counts().items():
+            family.add_metric([path], count)
+        yield family
 
 
 class OperationMetrics(SchemaExtension):
