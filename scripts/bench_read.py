@@ -1,6 +1,7 @@
 """Read-path benchmark: GraphQL "latest 50 messages" against a hand-written floor endpoint.
 
     .venv/bin/python scripts/bench_read.py [--messages 10000] [--seconds 10] [--connections 16]
+                                           [--compare-fast-path]
 
 Seeds N messages in a temporary SQLite database, then starts, each in its own process:
 the real server (``uvicorn app.server:create_app_from_environment``, one worker, scope checks
@@ -285,6 +286,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--compare-fast-path",
+        action="store_true",
+        help="also measure the server with INBOX_API_FAST_PATH=false (graphql-core only)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp:
         data_dir = Path(tmp)
@@ -298,10 +304,15 @@ def main() -> None:
         }
         env.pop("INBOX_API_DATABASE_URL", None)
         results = {}
-        for name, target in (
-            ("GraphQL (Strawberry)", "app.server:create_app_from_environment"),
-            ("floor (Starlette + orjson)", "scripts.bench_read:floor_from_environment"),
-        ):
+        servers = [
+            ("GraphQL (Strawberry)", "app.server:create_app_from_environment", "true"),
+            ("floor (Starlette + orjson)", "scripts.bench_read:floor_from_environment", "true"),
+        ]
+        if args.compare_fast_path:
+            servers.insert(
+                1, ("GraphQL, fast_path off", "app.server:create_app_from_environment", "false")
+            )
+        for name, target, fast_path in servers:
             port = free_port()
             server = subprocess.Popen(  # noqa: S603 (uvicorn serving this project)
                 [
@@ -318,7 +329,7 @@ def main() -> None:
                     "--log-level",
                     "warning",
                 ],
-                env=env,
+                env={**env, "INBOX_API_FAST_PATH": fast_path},
                 cwd=ROOT,
             )
             try:
