@@ -13,9 +13,10 @@ connections than its adapter's cap (two: one IDLE, one for commands). The engine
 adapter after each run, which logs out its idle command connection only; the IDLE connection is
 the watch's own.
 
-A watch ends for good when the login is refused (the shared adapter latches the refusal, so the
-next sync marks the account as needing re-authorisation without another login: no retry storm)
-or when the server lacks IDLE (the account is polled). Other permanent errors are retried after
+A watch ends for good when the login is refused (the watch asks for a sync, which logs in once
+with the password stored then, on an adapter of its own, and marks the account as needing
+re-authorisation if refused too: at most two refused logins, never a retry storm) or when the
+server lacks IDLE (the account is polled). Other permanent errors are retried after
 ``PERMANENT_RETRY_SECONDS``; transient ones are retried by ``watch`` itself with backoff. An
 account that is disconnected, paused, needs re-authorisation or whose server settings change
 loses its watch at the next reconcile (a new one starts with the new settings).
@@ -56,6 +57,10 @@ class _Watch:
     server_settings: bytes  # the account's provider settings when the watch began
     task: asyncio.Task[None] | None = None
     retry_at: float = 0.0  # when an ended watch may start again (inf: never)
+    refused: bool = False  # the login was refused: syncs get adapters of their own
+
+    def ended(self) -> bool:
+        return self.task is None or self.task.done()
 
 
 class IdleWatchers:
@@ -87,7 +92,11 @@ class IdleWatchers:
             self._served.add(account.id)
             self._reconcile_now.set()
         watch = self._watches.get(account.id)
-        if watch is not None and watch.server_settings == _settings_key(account):
+        if (
+            watch is not None
+            and not watch.refused
+            and watch.server_settings == _settings_key(account)
+        ):
             return watch.adapter
         return await self._open(account)
 
@@ -140,14 +149,11 @@ class IdleWatchers:
         now = asyncio.get_running_loop().time()
         for account_id in held:
             watch = self._watches.get(account_id)
+            if watch is not None and watch.ended() and now >= watch.retry_at:
+                await self._discard([account_id])  # a new adapter: a refusal is not kept
+                watch = None
             if watch is None and now >= self._not_before.get(account_id, 0.0):
                 await self._start(wanted[account_id])
-            elif (
-                watch is not None
-                and (watch.task is None or watch.task.done())
-                and now >= watch.retry_at
-            ):
-                watch.task = self._watch_task(account_id, watch)
 
     async def _start(self, account: Account) -> None:
         try:
@@ -185,7 +191,9 @@ class IdleWatchers:
             logger.info("account %s: the server has no IDLE; it is polled", account_id)
         except AuthRevoked:
             logger.info("IDLE watch of account %s: login refused; watch ended", account_id)
-            await changed()  # the next sync, on the same adapter, records it without a login
+            watch.refused = True
+            retry_after = PERMANENT_RETRY_SECONDS  # by then a sync has usually marked it
+            await changed()  # the next sync tries once more (a new password?) and records it
         except ProviderError as error:
             logger.warning("IDLE watch of account %s ended: %s", account_id, error.code)
             retry_after = PERMANENT_RETRY_SECONDS
@@ -195,6 +203,10 @@ class IdleWatchers:
         watch.retry_at = asyncio.get_running_loop().time() + retry_after
 
     async def _stop(self, account_ids: list[int]) -> None:
+        await self._discard(account_ids)
+        await self._claims.release(account_ids)
+
+    async def _discard(self, account_ids: list[int]) -> None:
         watches = [self._watches.pop(i) for i in account_ids if i in self._watches]
         tasks = [w.task for w in watches if w.task is not None]
         for task in tasks:
@@ -203,7 +215,6 @@ class IdleWatchers:
         for watch in watches:
             with contextlib.suppress(Exception):
                 await watch.adapter.aclose()
-        await self._claims.release(account_ids)
 
 
 def _settings_key(account: Account) -> bytes:
