@@ -29,6 +29,7 @@ from resolvers.compiled.executor import CompiledExecutor
 from resolvers.connect import ConnectMutation
 from resolvers.connect_imap import ConnectImapMutation
 from resolvers.context import Context
+from resolvers.drafts import DraftMutation
 from resolvers.errors import CodedErrors
 from resolvers.folders import FolderQueries
 from resolvers.ids import encode_id
@@ -81,6 +82,7 @@ class Mutation(
     PrivacyMutation,
     MessageActionMutation,
     SendMutation,
+    DraftMutation,
 ):
     pass
 

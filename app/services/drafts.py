@@ -124,15 +124,19 @@ async def send_draft(
     settings: Settings, account_ids: Collection[int], message_id: int, idempotency_key: str
 ) -> SendResult:
     """Send a draft as it is at the provider, at most once per idempotency key. A sent draft
-    leaves the cache, so a retry finds the key (among the caller's accounts), not the draft."""
+    leaves the cache or stops being a draft (Gmail may keep its id for the sent copy), so the
+    key is looked up first: in the message's account, or the caller's when the message is gone."""
     check_idempotency_key(idempotency_key)
-    try:
-        row = await _draft_row(account_ids, message_id)
-    except NotFound:
-        replayed = await replayed_send(account_ids, idempotency_key)
-        if replayed is None:
-            raise
+    found = (
+        await Message.filter(id=message_id, account_id__in=list(account_ids))
+        .first()
+        .values("account_id")
+    )
+    scope = account_ids if found is None else [found["account_id"]]
+    replayed = await replayed_send(scope, idempotency_key)
+    if replayed is not None:
         return replayed
+    row = await _draft_row(account_ids, message_id)
     account = await Account.get(id=row["account_id"])
     provider_id = str(row["provider_id"])
 
