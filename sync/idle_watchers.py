@@ -13,11 +13,12 @@ connections than its adapter's cap (two: one IDLE, one for commands). The engine
 adapter after each run, which logs out its idle command connection only; the IDLE connection is
 the watch's own.
 
-A watch ends for good when the login is refused (the watch asks for a sync, which logs in once
-with the password stored then, on an adapter of its own, and marks the account as needing
-re-authorisation if refused too: at most two refused logins, never a retry storm) or when the
-server lacks IDLE (the account is polled). Other permanent errors are retried after
-``PERMANENT_RETRY_SECONDS``; transient ones are retried by ``watch`` itself with backoff. An
+A refused login ends a watch: it asks for a sync, which logs in once with the password stored
+then, on an adapter of its own, and marks the account as needing re-authorisation if refused
+too (at most two refused logins, never a retry storm; such an account is no longer watched).
+A server without IDLE ends it for good (the account is polled). After a refusal or another
+permanent error a watch starts again, on a new adapter, after ``PERMANENT_RETRY_SECONDS`` if the
+account is still wanted; transient errors are retried by ``watch`` itself with backoff. An
 account that is disconnected, paused, needs re-authorisation or whose server settings change
 loses its watch at the next reconcile (a new one starts with the new settings).
 
@@ -102,7 +103,7 @@ class IdleWatchers:
 
     def watching(self) -> set[int]:
         """The accounts whose watch is running now."""
-        return {i for i, w in self._watches.items() if w.task is not None and not w.task.done()}
+        return {account_id for account_id, watch in self._watches.items() if not watch.ended()}
 
     @contextlib.asynccontextmanager
     async def running(self, stop_event: asyncio.Event) -> AsyncIterator[None]:
