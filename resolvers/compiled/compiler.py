@@ -135,21 +135,23 @@ class _Compiler:
                 raise Unsupported(name)
             field = FieldSpec(field_def, details, object_type, Path(path, key, object_type.name))
             self._collect_scopes(field_def)
-            get, resolves = _getter(field)
-            steps.append(Step(key, get, resolves, self._value(field_def.type, field)))
+            get, attribute = _getter(field)
+            resolves = attribute is None
+            completer = self._value(field_def.type, field)
+            steps.append(Step(key, get, resolves, completer, attribute))
         is_type_of = None if spec is None else object_type.is_type_of
         return object_of(is_type_of, spec, steps)
 
     def _value(self, return_type: GraphQLOutputType, field: FieldSpec) -> Completer:
-        if isinstance(return_type, GraphQLNonNull):
-            return non_null(self._nullable(return_type.of_type, field))
-        return nullable(self._nullable(return_type, field))
+        required = isinstance(return_type, GraphQLNonNull)
+        named = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+        if is_leaf_type(named):
+            return leaf(named, required=required)  # the null check fused in: the hot case
+        return (non_null if required else nullable)(self._nullable(named, field))
 
     def _nullable(self, return_type: GraphQLOutputType, field: FieldSpec) -> Completer:
         if isinstance(return_type, GraphQLList):
             return list_of(self._value(return_type.of_type, field))
-        if is_leaf_type(return_type):
-            return leaf(return_type)
         if isinstance(return_type, GraphQLObjectType):
             return self._selected(return_type, field)
         if isinstance(return_type, (GraphQLInterfaceType, GraphQLUnionType)):
@@ -199,8 +201,9 @@ def _identity(value: Any, run: Run) -> Any:
 _IDENTITY = Completer(_identity, is_async=False)
 
 
-def _getter(field: FieldSpec) -> tuple[Getter, bool]:
-    """How to get the field's value from its parent, and whether that calls a resolver."""
+def _getter(field: FieldSpec) -> tuple[Getter, str | None]:
+    """How to get the field's value from its parent, and the attribute it reads (None: it
+    calls the field's resolver)."""
     resolve = field.field_def.resolve
     if resolve is None:
         raise Unsupported("field without a resolve function")
@@ -213,12 +216,12 @@ def _getter(field: FieldSpec) -> tuple[Getter, bool]:
         def get_attribute(value: Any, run: Run) -> Any:
             return read(value, name)
 
-        return get_attribute, False
+        return get_attribute, name if read is getattr else None
 
     def get_resolved(value: Any, run: Run) -> Any:
         return resolve(value, run.info(field), **run.arguments(field))
 
-    return get_resolved, True
+    return get_resolved, None
 
 
 def _is_plain(definition: Any) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any, Protocol
 
-from graphql import GraphQLLeafType, GraphQLResolveInfo
+from graphql import GraphQLBoolean, GraphQLID, GraphQLLeafType, GraphQLResolveInfo, GraphQLString
 from graphql.execution import Executor
 
 
@@ -39,10 +39,15 @@ Getter = Callable[[Any, Run], Any]
 IsTypeOf = Callable[[Any, GraphQLResolveInfo[Any]], Any]
 
 
+class _Never:
+    """A class no value has: ``Completer.unchanged`` of completers without a shortcut."""
+
+
 @dataclass(frozen=True, slots=True)
 class Completer:
     complete: Complete
     is_async: bool
+    unchanged: type = _Never  # values of exactly this class complete to themselves
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +58,33 @@ class Step:
     get: Getter
     resolves: bool  # a resolver call: its result may be awaitable (or an exception)
     completer: Completer
+    attribute: str | None = None  # ``get`` is ``getattr(value, attribute)``
 
 
-def leaf(leaf_type: GraphQLLeafType) -> Completer:
-    """A scalar or enum, coerced by the type itself (graphql-core's own function)."""
+# Built-in scalars whose coercion returns a value of this exact class unchanged.
+_UNCHANGED: dict[GraphQLLeafType, type] = {
+    GraphQLString: str,
+    GraphQLID: str,
+    GraphQLBoolean: bool,
+}
+
+
+def leaf(leaf_type: GraphQLLeafType, *, required: bool) -> Completer:
+    """A scalar or enum, coerced by the type itself (graphql-core's own function), except
+    the values that coercion is known to return as they are. ``required``: non-null."""
     coerce = Executor.complete_leaf_value
+    unchanged = _UNCHANGED.get(leaf_type)
 
     def complete(value: Any, run: Run) -> Any:
+        if value.__class__ is unchanged:
+            return value
+        if value is None:
+            if required:
+                raise NotCompiled
+            return None
         return coerce(leaf_type, value)
 
-    return Completer(complete, is_async=False)
+    return Completer(complete, is_async=False, unchanged=unchanged or _Never)
 
 
 def nullable(inner: Completer) -> Completer:
@@ -133,10 +155,10 @@ async def _all(items: Iterable[Awaitable[Any]]) -> list[Any]:
         raise
 
 
-def _check_type(is_type_of: IsTypeOf | None, spec: Any, value: Any, run: Run) -> None:
-    if is_type_of is None:
-        return
+def _check_type(is_type_of: IsTypeOf, spec: Any, value: Any, run: Run) -> None:
     verdict = is_type_of(value, run.info(spec))
+    if verdict is True:
+        return
     if isawaitable(verdict):  # graphql-core would await it; Strawberry's never is one
         getattr(verdict, "close", lambda: None)()
         raise NotCompiled
@@ -156,10 +178,31 @@ def object_of(is_type_of: IsTypeOf | None, spec: Any, steps: Sequence[Step]) -> 
     """An object: a dict of its response keys in selection order. Synchronous when no step
     calls a resolver (plain attributes of the Strawberry object)."""
     if not any(step.resolves or step.completer.is_async for step in steps):
+        if all(step.attribute is not None for step in steps):
+            # The common case, as plain as it gets: attributes of a Strawberry object.
+            # A leaf whose value has its unchanged class is taken without a call.
+            reads = [
+                (step.key, step.attribute, step.completer.unchanged, step.completer.complete)
+                for step in steps
+                if step.attribute is not None
+            ]
+
+            def complete_attributes(value: Any, run: Run) -> Any:
+                if is_type_of is not None:
+                    _check_type(is_type_of, spec, value, run)
+                return {
+                    key: found
+                    if (found := getattr(value, name)).__class__ is unchanged
+                    else done(found, run)
+                    for key, name, unchanged, done in reads
+                }
+
+            return Completer(complete_attributes, is_async=False)
         pairs = [(step.key, step.get, step.completer.complete) for step in steps]
 
         def complete(value: Any, run: Run) -> Any:
-            _check_type(is_type_of, spec, value, run)
+            if is_type_of is not None:
+                _check_type(is_type_of, spec, value, run)
             return {key: done(get(value, run), run) for key, get, done in pairs}
 
         return Completer(complete, is_async=False)
@@ -170,7 +213,8 @@ def object_of(is_type_of: IsTypeOf | None, spec: Any, steps: Sequence[Step]) -> 
     ]
 
     async def complete_async(value: Any, run: Run) -> Any:
-        _check_type(is_type_of, spec, value, run)
+        if is_type_of is not None:
+            _check_type(is_type_of, spec, value, run)
         out: dict[str, Any] = {}
         for key, get, resolves, done, done_async in plan:
             found = get(value, run)
