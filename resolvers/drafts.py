@@ -10,6 +10,7 @@ provider stores new content as a new message): ``DraftSaved.id`` is the id to us
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Collection
 from typing import Annotated
 
 import strawberry
@@ -17,6 +18,7 @@ import strawberry
 from app.services import drafts as service
 from app.services.drafts import DraftRequest
 from app.services.errors import ServiceError
+from app.settings import Settings
 from app.types import Action
 from resolvers.context import Context
 from resolvers.ids import decode_typed, encode_id
@@ -65,7 +67,27 @@ def _request(input: DraftInput) -> DraftRequest | MutationError:
     return DraftRequest(draft_of(input), reply, attachments)
 
 
-async def _saved(info: strawberry.Info[Context, None], number: int) -> DraftSaved:
+SaveDraft = Callable[[Settings, Collection[int], int, DraftRequest], Awaitable[int]]
+
+
+async def _save(
+    info: strawberry.Info[Context, None],
+    target: int | None,
+    field: str,
+    input: DraftInput,
+    save: SaveDraft,
+) -> DraftResult:
+    """Create (``target`` an account) or update (``target`` a draft) through ``save``."""
+    request = _request(input)
+    if target is None:
+        return _not_found(field)
+    if isinstance(request, MutationError):
+        return request
+    try:
+        accounts = await readable_accounts(info.context)
+        number = await save(info.context.services.settings, accounts, target, request)
+    except ServiceError as error:
+        return MutationError.from_service(error)
     return DraftSaved(
         id=strawberry.ID(encode_id("Message", number)), draft=await find_message(info, number)
     )
@@ -81,18 +103,7 @@ class DraftMutation:
         self, info: strawberry.Info[Context, None], account_id: strawberry.ID, input: DraftInput
     ) -> DraftResult:
         account = decode_typed(account_id, "Account")
-        request = _request(input)
-        if account is None:
-            return _not_found("accountId")
-        if isinstance(request, MutationError):
-            return request
-        settings = info.context.services.settings
-        try:
-            accounts = await readable_accounts(info.context)
-            number = await service.create_draft(settings, accounts, account, request)
-        except ServiceError as error:
-            return MutationError.from_service(error)
-        return await _saved(info, number)
+        return await _save(info, account, "accountId", input, service.create_draft)
 
     @strawberry.mutation(
         extensions=_DRAFTS, description="Replace the whole content of a draft at the provider."
@@ -100,19 +111,7 @@ class DraftMutation:
     async def update_draft(
         self, info: strawberry.Info[Context, None], id: strawberry.ID, input: DraftInput
     ) -> DraftResult:
-        number = decode_typed(id, "Message")
-        request = _request(input)
-        if number is None:
-            return _not_found("id")
-        if isinstance(request, MutationError):
-            return request
-        settings = info.context.services.settings
-        try:
-            accounts = await readable_accounts(info.context)
-            saved = await service.update_draft(settings, accounts, number, request)
-        except ServiceError as error:
-            return MutationError.from_service(error)
-        return await _saved(info, saved)
+        return await _save(info, decode_typed(id, "Message"), "id", input, service.update_draft)
 
     @strawberry.mutation(extensions=_DRAFTS, description="Delete a draft at the provider.")
     async def delete_draft(

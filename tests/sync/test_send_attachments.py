@@ -18,7 +18,6 @@ from email.message import Message as MimeMessage
 from email.policy import SMTP
 from typing import Any
 
-import httpx
 import pytest
 
 from app import clock
@@ -27,16 +26,18 @@ from app.models import Account, Attachment, Message, SyncState
 from app.services.message_content import register_content_fetcher
 from app.settings import Settings
 from app.types import AccountId, Action, Provider
-from emulators.graph_testing import ServedEmulator, serve_for_tests
 from resolvers.ids import encode_id
 from sync.engine import OutcomeKind, sync_account
 from sync.providers.records import AttachmentRecord, MessageContent
 from tests.factories import make_account, make_owner, make_token
 from tests.subscriptions.conftest import LiveServer, LiveServerFactory, gql_subscription
 from tests.subscriptions.conftest import live_server as live_server
-from tests.sync.harness import EmulatedGmail, served_gmail
+from tests.sync.harness import EmulatedGmail
 from tests.sync.test_drafts import CREATE, EVENTS, Call
 from tests.sync.test_drafts import call as call
+from tests.sync.test_drafts import gmail as gmail
+from tests.sync.test_drafts import graph as graph
+from tests.sync.test_drafts import microsoft as microsoft
 from tests.sync.test_drafts import writer_for as writer_for
 from tests.sync.test_message_actions import GraphFactory
 
@@ -51,18 +52,6 @@ LIMITS = {
     "graph_max_message_bytes": 6000,
 }
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4
-
-
-@pytest.fixture(scope="module")
-def gmail() -> Iterator[EmulatedGmail]:
-    with served_gmail() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def microsoft(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedEmulator]:
-    with serve_for_tests(tmp_path_factory.mktemp("attachments-tls")) as served:
-        yield served
 
 
 @pytest.fixture
@@ -300,68 +289,53 @@ async def test_limits_and_bad_files_are_refused_and_nothing_is_sent(
     assert mailbox.list_drafts().items == []
 
 
-async def test_graph_send_with_attachments_requests_a_sync_and_bounds_the_size(
-    db: Settings,
-    microsoft: ServedEmulator,
-    server: LiveServer,
-    writer_for: Any,
-    call: Call,
-) -> None:
-    async with httpx.AsyncClient(
-        verify=microsoft.tls.client_context(), trust_env=False, timeout=10
-    ) as http:
-        graph = GraphFactory(microsoft, http)
-        writer_for(graph)
-        mailbox = microsoft.new_mailbox()
-        graph.mailboxes[mailbox.address] = mailbox
-        made = await make_owner()
-        account = await make_account(made.owner, address=mailbox.address, provider=Provider.GRAPH)
-        assert (await sync_account(account.id, graph, InProcessBus())).kind is OutcomeKind.SYNCED
-        token = await make_token(made.owner, actions={Action.MESSAGES_SEND})
-        emulator = microsoft.emulator
-        user_id = emulator.user_id(mailbox.address)
-        sent_items = emulator.store.folder(user_id, "sentitems").id
-        state = await SyncState.get(account_id=account.id)
-        assert state.next_run_at is not None
-        assert state.next_run_at > clock.now()
+async def graph_account(graph: GraphFactory) -> tuple[Account, str, Callable[[], list[Any]]]:
+    """A synced Microsoft account, a sending token, and its emulated Sent Items."""
+    emulator = graph.served.emulator
+    mailbox = graph.served.new_mailbox()
+    graph.mailboxes[mailbox.address] = mailbox
+    made = await make_owner()
+    account = await make_account(made.owner, address=mailbox.address, provider=Provider.GRAPH)
+    assert (await sync_account(account.id, graph, InProcessBus())).kind is OutcomeKind.SYNCED
+    user_id = emulator.user_id(mailbox.address)
+    sent_items = emulator.store.folder(user_id, "sentitems").id
+    token = await make_token(made.owner, actions={Action.MESSAGES_SEND})
+    return account, token, lambda: emulator.store.messages(user_id, sent_items)
 
-        files = [inline("plan.pdf", "application/pdf", PDF)]
-        sent = await call(token, SEND, input=message(account.id, "g1", attachments=files))
-        assert (sent["__typename"], sent["providerMessageId"], sent["syncRequested"]) == (
-            "MessageSent",
-            None,
-            True,
-        ), sent
-        (copy,) = emulator.store.messages(user_id, sent_items)
-        assert attached(copy.mime) == [("plan.pdf", "application/pdf", PDF)]
-        state = await SyncState.get(account_id=account.id)
-        assert state.next_run_at is not None
-        assert state.next_run_at <= clock.now()
-        assert (await sync_account(account.id, graph, InProcessBus())).kind is OutcomeKind.SYNCED
-        assert await Message.exists(account_id=account.id, provider_id=copy.immutable_id)
+
+async def test_graph_send_with_attachments_requests_a_sync(
+    db: Settings, graph: GraphFactory, server: LiveServer, writer_for: Any, call: Call
+) -> None:
+    writer_for(graph)
+    account, token, sent_items = await graph_account(graph)
+    state = await SyncState.get(account_id=account.id)
+    assert state.next_run_at is not None
+    assert state.next_run_at > clock.now()
+
+    files = [inline("plan.pdf", "application/pdf", PDF)]
+    sent = await call(token, SEND, input=message(account.id, "g1", attachments=files))
+    assert (sent["__typename"], sent["providerMessageId"], sent["syncRequested"]) == (
+        "MessageSent",
+        None,
+        True,
+    ), sent
+    (copy,) = sent_items()
+    assert attached(copy.mime) == [("plan.pdf", "application/pdf", PDF)]
+    # Graph answered 202 without the copy: the account is due now, and that sync brings it.
+    state = await SyncState.get(account_id=account.id)
+    assert state.next_run_at is not None
+    assert state.next_run_at <= clock.now()
+    assert (await sync_account(account.id, graph, InProcessBus())).kind is OutcomeKind.SYNCED
+    assert await Message.exists(account_id=account.id, provider_id=copy.immutable_id)
 
 
 async def test_graph_messages_over_graphs_request_limit_are_refused(
-    db: Settings,
-    microsoft: ServedEmulator,
-    server: LiveServer,
-    writer_for: Any,
-    call: Call,
+    db: Settings, graph: GraphFactory, server: LiveServer, writer_for: Any, call: Call
 ) -> None:
-    async with httpx.AsyncClient(
-        verify=microsoft.tls.client_context(), trust_env=False, timeout=10
-    ) as http:
-        graph = GraphFactory(microsoft, http)
-        writer_for(graph)
-        mailbox = microsoft.new_mailbox()
-        graph.mailboxes[mailbox.address] = mailbox
-        made = await make_owner()
-        account = await make_account(made.owner, address=mailbox.address, provider=Provider.GRAPH)
-        token = await make_token(made.owner, actions={Action.MESSAGES_SEND})
-        emulator = microsoft.emulator
-        sent_items = emulator.store.folder(emulator.user_id(mailbox.address), "sentitems").id
-        # Within the general limits (LIMITS), over Graph's (set small for this server).
-        files = [inline(f"{n}.bin", "application/octet-stream", b"z" * 1500) for n in range(3)]
-        refused = await call(token, SEND, input=message(account.id, "g2", attachments=files))
-        assert (refused["code"], refused["field"]) == ("PAYLOAD_TOO_LARGE", "attachments")
-        assert emulator.store.messages(emulator.user_id(mailbox.address), sent_items) == []
+    writer_for(graph)
+    account, token, sent_items = await graph_account(graph)
+    # Within the general limits (LIMITS), over Graph's (set small for this server).
+    files = [inline(f"{n}.bin", "application/octet-stream", b"z" * 1500) for n in range(3)]
+    refused = await call(token, SEND, input=message(account.id, "g2", attachments=files))
+    assert (refused["code"], refused["field"]) == ("PAYLOAD_TOO_LARGE", "attachments")
+    assert sent_items() == []
