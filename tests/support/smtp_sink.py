@@ -5,8 +5,9 @@ loopback port with the server certificate of ``tls`` (the Dovecot harness's thro
 clients that trust Dovecot trust the sink too). It stands where a mail provider's submission
 server stands: ``users`` maps usernames to passwords, ``received`` keeps each accepted message
 (envelope and the bytes as transmitted), ``logins`` each AUTH attempt as (username, accepted),
-never the password. ``security`` ``"tls"`` is SMTPS (port 465 style), ``"starttls"`` refuses
-AUTH and MAIL before STARTTLS (port 587 style).
+never the password; ``lose_answers`` drops the connection after keeping a message, as a
+network failure after the server took it would. ``security`` ``"tls"`` is SMTPS (port 465
+style), ``"starttls"`` refuses AUTH and MAIL before STARTTLS (port 587 style).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class SmtpSink:
     users: dict[str, str] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     logins: list[tuple[str, bool]] = field(default_factory=list)
+    lose_answers: int = 0
+    """How many next messages are kept but not answered: the connection drops after DATA."""
     _server: asyncio.AbstractServer | None = None
 
     @classmethod
@@ -118,4 +121,8 @@ class _Handler:
         self._sink.received.append(
             Received(str(envelope.mail_from), tuple(envelope.rcpt_tos), bytes(content))
         )
+        if self._sink.lose_answers > 0:
+            self._sink.lose_answers -= 1
+            assert server.transport is not None
+            server.transport.abort()  # taken, but the client never hears so
         return "250 2.0.0 accepted"
