@@ -1,18 +1,30 @@
-"""Read-path benchmark: GraphQL "latest 50 messages" against a hand-written floor endpoint.
+"""Read-path benchmark: three GraphQL queries, each against its own hand-written floor endpoint.
 
     .venv/bin/python scripts/bench_read.py [--messages 10000] [--seconds 10] [--connections 16]
-                                           [--compare-fast-path]
+                                           [--compare-fast-path] [--queries latest,nested,...]
 
-Seeds N messages in a temporary SQLite database, then starts, each in its own process:
-the real server (``uvicorn app.server:create_app_from_environment``, one worker, scope checks
-and usage logging on) and a floor server (plain Starlette: the same token authentication, the
-same SQL statements, the same JSON encoded with orjson). A load generator in a third process
-(a minimal keep-alive HTTP/1.1 client, so it costs the servers as little CPU as possible)
-keeps ``--connections`` requests in flight for ``--seconds`` against each, after a warm-up,
-and the script prints requests/s, p50 and p99 of both as a markdown table.
+Seeds N messages (threads of five) in a temporary SQLite database, then starts, each in its
+own process: the real server (``uvicorn app.server:create_app_from_environment``, one worker,
+scope checks and usage logging on, the compiled path on), with ``--compare-fast-path`` the same
+server with ``INBOX_API_FAST_PATH=false`` (graphql-core only), and the floor server
+(``scripts/read_floor.py``: plain Starlette, the same token authentication, the same SQL
+statements, the same JSON encoded with orjson). Before measuring, each query is asked once of
+every server and the floor's body must equal the GraphQL answer byte for byte (re-encoded with
+orjson, keys in the answer's order): a floor cannot be cheaper by doing less.
 
-The query: the latest 50 messages of one account with id, subject, from, to, snippet, date,
-labels and unread.
+A load generator in another process (a minimal keep-alive HTTP/1.1 client, so it costs the
+servers as little CPU as possible) then keeps ``--connections`` requests in flight for
+``--seconds`` after a two-second warm-up, against each server and query in turn, and the
+script prints requests/s, p50 and p99 of each as a markdown table, with the ratios to the
+query's floor measured in the same run.
+
+The queries (the same eight message fields in each):
+
+- latest: the latest 50 messages of one account (id, subject, from, to, snippet, date,
+  labels, unread);
+- nested: the latest 20 threads of the account, each with its latest 5 messages;
+- fragments: two aliased lists of 25 (unread; in one folder) sharing a named fragment, the
+  second with an inline fragment adding ``starred``.
 """
 
 from __future__ import annotations
@@ -26,21 +38,43 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-QUERY = """query Latest($account: ID!) {
-  messages(first: 50, filter: {accountId: $account}) {
-    nodes { id subject from { name address } to { name address } snippet date
-            labels { name } unread }
-  }
-}"""
+MESSAGE_FIELDS = (
+    "id subject from { name address } to { name address } snippet date labels { name } unread"
+)
+QUERIES = {
+    "latest": f"""query Latest($account: ID!) {{
+  messages(first: 50, filter: {{accountId: $account}}) {{ nodes {{ {MESSAGE_FIELDS} }} }}
+}}""",
+    "nested": f"""query Nested($account: ID!) {{
+  threads(first: 20, filter: {{accountId: $account}}) {{
+    nodes {{ id subject lastMessageAt messages(first: 5) {{ nodes {{ {MESSAGE_FIELDS} }} }} }}
+  }}
+}}""",
+    "fragments": f"""query Fragments($account: ID!, $folder: ID!) {{
+  unread: messages(first: 25, filter: {{accountId: $account, unread: true}}) {{
+    nodes {{ ...Row }}
+  }}
+  filed: messages(first: 25, filter: {{accountId: $account, folderId: $folder}}) {{
+    nodes {{ ...Row ... on Message {{ starred }} }}
+  }}
+}}
+fragment Row on Message {{ {MESSAGE_FIELDS} }}""",
+}
+TITLES = {
+    "latest": "latest 50 messages",
+    "nested": "20 threads x latest 5 messages",
+    "fragments": "2 aliased lists of 25, named + inline fragments",
+}
+FLOOR = "floor (Starlette + orjson)"
 
 
 def free_port() -> int:
@@ -52,12 +86,13 @@ def free_port() -> int:
 # --- seeding ---------------------------------------------------------------------------------
 
 
-async def seed(data_dir: Path, count: int) -> tuple[str, str]:
-    """A token and an account global id, with ``count`` cached messages in four folders."""
+async def seed(data_dir: Path, count: int) -> tuple[str, dict[str, str]]:
+    """A token and the queries' variables, with ``count`` cached messages in four folders and
+    threads of five messages."""
     from tortoise import Tortoise
 
     from app.db import open_database
-    from app.models import Account, Folder, Message, MessageLabel
+    from app.models import Account, Folder, Message, MessageLabel, Thread
     from app.services.owners import create_owner
     from app.settings import Settings
     from app.types import FolderRole, Provider
@@ -81,10 +116,26 @@ async def seed(data_dir: Path, count: int) -> tuple[str, str]:
         )
     ]
     start = datetime(2024, 1, 1, tzinfo=UTC)
+    await Thread.bulk_create(
+        [
+            Thread(
+                account_id=account.id,
+                provider_id=f"t{n // 5}",
+                subject=f"Subject number {n} about the quarterly plan",
+                snippet=f"Snippet of message {n}",
+                last_message_at=start + timedelta(minutes=min(n + 4, count - 1)),
+                message_count=min(5, count - n),
+            )
+            for n in range(0, count, 5)
+        ],
+        batch_size=1000,
+    )
+    threads = dict(await Thread.filter(account_id=account.id).values_list("provider_id", "id"))
     for first in range(0, count, 1000):
         batch = [
             Message(
                 account_id=account.id,
+                thread_id=threads[f"t{n // 5}"],
                 provider_id=f"m{n}",
                 subject=f"Subject number {n} about the quarterly plan",
                 from_addresses=[{"name": f"Sender {n % 97}", "email": f"s{n % 97}@example.com"}],
@@ -92,6 +143,7 @@ async def seed(data_dir: Path, count: int) -> tuple[str, str]:
                 date=start + timedelta(minutes=n),
                 snippet=f"Snippet of message {n}: a line or two of preview text for the list",
                 unread=n % 3 == 0,
+                starred=n % 7 == 0,
                 label_ids=["INBOX"] + (["Label_1"] if n % 5 == 0 else []),
             )
             for n in range(first, min(first + 1000, count))
@@ -106,92 +158,11 @@ async def seed(data_dir: Path, count: int) -> tuple[str, str]:
     ]
     await MessageLabel.bulk_create(links, batch_size=1000)
     await Tortoise.close_connections()
-    return issued.raw, encode_id("Account", account.id)
-
-
-# --- the floor server --------------------------------------------------------------------------
-
-
-def floor_app(data_dir: Path) -> Any:
-    """Starlette, one route: token -> the same SQL -> the same JSON, with orjson."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    from app.auth.authenticator import TokenAuthenticator
-    from app.db import close_database, open_database
-    from app.settings import Settings
-    from resolvers.filters import MessageCriteria
-    from resolvers.ids import decode_typed, encode_id
-    from resolvers.lists import Branch, union_sql
-    from resolvers.pagination import PageRequest
-    from resolvers.rows import FOLDERS_OF_ACCOUNTS, MESSAGES
-    from resolvers.sql import Statement, as_json, connection
-
-    settings = Settings(data_dir=data_dir, embedded_worker=False)
-    authenticator = TokenAuthenticator()
-
-    def addresses(value: Any) -> list[dict[str, str]]:
-        return [
-            {"name": item.get("name") or "", "address": item.get("email") or ""}
-            for item in as_json(value) or ()
-        ]
-
-    async def latest(request: Request) -> Response:
-        header = request.headers.get("authorization", "")
-        principal = await authenticator.authenticate(header.partition(" ")[2].strip())
-        if principal is None:
-            return Response(status_code=401)
-        body = orjson.loads(await request.body())
-        account = decode_typed(body["variables"]["account"], "Account") or 0
-        if not principal.may_touch(account):
-            return Response(orjson.dumps({"data": {"messages": {"nodes": []}}}))
-        check = Statement("sqlite")
-        accounts = await check.rows(
-            f"SELECT id FROM accounts WHERE owner_id = {check(principal.owner_id)} "  # noqa: S608 (constant text)
-            f"AND id = {check(account)} ORDER BY id"
-        )
-        nodes: list[dict[str, Any]] = []
-        if accounts:
-            sql = Statement("sqlite")
-            branch = Branch(account, lambda s: f"m.account_id = {s(account)}")
-            text = union_sql(sql, MESSAGES, [branch], MessageCriteria().where, PageRequest(50))
-            rows = (await sql.rows(text))[:50]
-            labels = Statement("sqlite")
-            folders = await labels.rows(FOLDERS_OF_ACCOUNTS.format(ids=labels(account)))
-            names = {row[3]: row[4] for row in folders}
-            for row in rows:
-                nodes.append(
-                    {
-                        "id": encode_id("Message", row[2]),
-                        "subject": row[6],
-                        "from": addresses(row[7]),
-                        "to": addresses(row[8]),
-                        "snippet": row[12],
-                        "date": datetime.fromisoformat(row[1]).isoformat(),
-                        "labels": [
-                            {"name": names[pid]} for pid in as_json(row[16]) if pid in names
-                        ],
-                        "unread": bool(row[13]),
-                    }
-                )
-        return Response(
-            orjson.dumps({"data": {"messages": {"nodes": nodes}}}),
-            media_type="application/json",
-        )
-
-    async def lifespan(app: Any) -> Any:
-        await open_database(settings, apply_migrations=False)
-        assert connection() is not None
-        yield
-        await close_database()
-
-    from contextlib import asynccontextmanager
-
-    return Starlette(
-        routes=[Route("/graphql", latest, methods=["POST"])], lifespan=asynccontextmanager(lifespan)
-    )
+    variables = {
+        "account": encode_id("Account", account.id),
+        "folder": encode_id("Folder", by_provider["Label_1"]),
+    }
+    return issued.raw, variables
 
 
 # --- the load generator ------------------------------------------------------------------------
@@ -223,11 +194,10 @@ async def _one_connection(
 
 
 async def load(
-    port: int, token: str, account: str, seconds: float, connections: int
+    port: int, path: str, token: str, payload: bytes, seconds: float, connections: int
 ) -> dict[str, float]:
-    payload = orjson.dumps({"query": QUERY, "variables": {"account": account}})
     request = (
-        b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n".encode()
         + f"Authorization: Bearer {token}\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
         + payload
     )
@@ -252,6 +222,17 @@ async def load(
 # --- orchestration -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Server:
+    name: str
+    target: str
+    fast_path: str
+    floor: bool = False
+
+    def path(self, query: str) -> str:
+        return f"/floor/{query}" if self.floor else "/graphql"
+
+
 def wait_for(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -263,14 +244,74 @@ def wait_for(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def run_load(port: int, token: str, account: str, args: argparse.Namespace) -> dict[str, float]:
+def start(server: Server, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 (uvicorn serving this project)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            server.target,
+            "--factory",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env={**env, "INBOX_API_FAST_PATH": server.fast_path},
+        cwd=ROOT,
+    )
+    return process, port
+
+
+def ask_once(port: int, path: str, token: str, payload: bytes) -> bytes:
+    """One request with the standard library: the body of a 200 answer."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(
+            "POST",
+            path,
+            body=payload,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"{path} answered {response.status}: {body[:300]!r}")
+    return body
+
+
+def check_floor(query: str, answers: dict[str, bytes]) -> None:
+    """Every GraphQL answer has data and no errors, and the floor sends exactly those bytes."""
+    floor = answers[FLOOR]
+    for name, body in answers.items():
+        if name == FLOOR:
+            continue
+        parsed = orjson.loads(body)
+        if parsed.get("errors") or not parsed.get("data"):
+            raise RuntimeError(f"{name} answered {query} with {body[:300]!r}")
+        if orjson.dumps(parsed) != floor:
+            raise RuntimeError(f"the {query} floor does not answer what {name} answers")
+
+
+def run_load(
+    port: int, path: str, token: str, payload: bytes, args: argparse.Namespace
+) -> dict[str, float]:
     command = [
         sys.executable,
         __file__,
         "load",
         str(port),
+        path,
         token,
-        account,
+        payload.decode(),
         str(args.seconds),
         str(args.connections),
     ]
@@ -281,67 +322,11 @@ def run_load(port: int, token: str, account: str, args: argparse.Namespace) -> d
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument(
-        "--compare-fast-path",
-        action="store_true",
-        help="also measure the server with INBOX_API_FAST_PATH=false (graphql-core only)",
-    )
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp:
-        data_dir = Path(tmp)
-        token, account = asyncio.run(seed(data_dir, args.messages))
-        env = {
-            **os.environ,
-            "INBOX_API_DATA_DIR": str(data_dir),
-            "INBOX_API_EMBEDDED_WORKER": "false",
-            "INBOX_API_LOG_LEVEL": "warning",
-            "PYTHONPATH": str(ROOT),
-        }
-        env.pop("INBOX_API_DATABASE_URL", None)
-        results = {}
-        servers = [
-            ("GraphQL (Strawberry)", "app.server:create_app_from_environment", "true"),
-            ("floor (Starlette + orjson)", "scripts.bench_read:floor_from_environment", "true"),
-        ]
-        if args.compare_fast_path:
-            servers.insert(
-                1, ("GraphQL, fast_path off", "app.server:create_app_from_environment", "false")
-            )
-        for name, target, fast_path in servers:
-            port = free_port()
-            server = subprocess.Popen(  # noqa: S603 (uvicorn serving this project)
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    target,
-                    "--factory",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    "1",
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
-                env={**env, "INBOX_API_FAST_PATH": fast_path},
-                cwd=ROOT,
-            )
-            try:
-                wait_for(port)
-                results[name] = run_load(port, token, account, args)
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
-    floor = results["floor (Starlette + orjson)"]
+def print_table(query: str, results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    floor = results[FLOOR]
     print(
-        f"\n{args.messages} messages, latest 50, {args.connections} connections, "
-        f"{args.seconds:g} s\n"
+        f"\n{query}: {TITLES[query]} ({args.messages} messages, {args.connections} connections, "
+        f"{args.seconds:g} s)\n"
     )
     print("| endpoint | requests/s | p50 ms | p99 ms | failures | req/s vs floor | p99 vs floor |")
     print("|---|---|---|---|---|---|---|")
@@ -354,16 +339,89 @@ def main() -> None:
         )
 
 
-def floor_from_environment() -> Any:
-    return floor_app(Path(os.environ["INBOX_API_DATA_DIR"]))
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--compare-fast-path",
+        action="store_true",
+        help="also measure the server with INBOX_API_FAST_PATH=false (graphql-core only)",
+    )
+    parser.add_argument(
+        "--queries",
+        default=",".join(QUERIES),
+        help=f"which queries to measure, comma-separated (default: {','.join(QUERIES)})",
+    )
+    args = parser.parse_args()
+    queries = [name for name in args.queries.split(",") if name]
+    unknown = set(queries) - set(QUERIES)
+    if unknown:
+        parser.error(f"unknown queries: {', '.join(sorted(unknown))}")
+    servers = [Server("GraphQL (Strawberry)", "app.server:create_app_from_environment", "true")]
+    if args.compare_fast_path:
+        servers.append(
+            Server("GraphQL, fast_path off", "app.server:create_app_from_environment", "false")
+        )
+    servers.append(Server(FLOOR, "scripts.read_floor:floor_from_environment", "true", floor=True))
+    with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp:
+        data_dir = Path(tmp)
+        token, variables = asyncio.run(seed(data_dir, args.messages))
+        env = {
+            **os.environ,
+            "INBOX_API_DATA_DIR": str(data_dir),
+            "INBOX_API_EMBEDDED_WORKER": "false",
+            "INBOX_API_LOG_LEVEL": "warning",
+            "PYTHONPATH": str(ROOT),
+        }
+        env.pop("INBOX_API_DATABASE_URL", None)
+        started = [start(server, env) for server in servers]
+        try:
+            for _, port in started:
+                wait_for(port)
+            payloads = {
+                query: orjson.dumps(
+                    {
+                        "query": QUERIES[query],
+                        "variables": {
+                            key: value
+                            for key, value in variables.items()
+                            if f"${key}" in QUERIES[query]
+                        },
+                    }
+                )
+                for query in queries
+            }
+            for query in queries:
+                check_floor(
+                    query,
+                    {
+                        server.name: ask_once(port, server.path(query), token, payloads[query])
+                        for server, (_, port) in zip(servers, started, strict=True)
+                    },
+                )
+            for query in queries:
+                results = {
+                    server.name: run_load(port, server.path(query), token, payloads[query], args)
+                    for server, (_, port) in zip(servers, started, strict=True)
+                }
+                print_table(query, results, args)
+        finally:
+            for process, _ in started:
+                process.terminate()
+            for process, _ in started:
+                process.wait(timeout=30)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "load":
-        port, token, account, seconds, connections = sys.argv[2:7]
+        port, path, token, payload, seconds, connections = sys.argv[2:8]
         print(
             json.dumps(
-                asyncio.run(load(int(port), token, account, float(seconds), int(connections)))
+                asyncio.run(
+                    load(int(port), path, token, payload.encode(), float(seconds), int(connections))
+                )
             )
         )
     else:
