@@ -23,6 +23,7 @@ it, so the account is made due (``request_sync_now``) and the result says ``sync
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
@@ -172,7 +173,9 @@ async def compose_for(
     parts = await resolve_attachments(settings, account.id, attachments)
     sender = Recipient(account.address, account.display_name)
     domain = account.address.rpartition("@")[2] or "inbox-api"
-    raw, message_id = build_mime(
+    # A message near the size limit takes a second or more to encode: off the event loop.
+    raw, message_id = await asyncio.to_thread(
+        build_mime,
         sender,
         replace(draft, attachments=parts),
         reply_to=reply_to,
