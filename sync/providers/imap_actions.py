@@ -12,8 +12,10 @@ renumbered folder answers ``NOT_FOUND``)::
     move             UID FETCH the message, then UID MOVE (RFC 6851), or without MOVE:
                      UID COPY + STORE \\Deleted + UID EXPUNGE of that UID; the COPYUID answer
                      names the new UID, so the batch is the old id deleted and the message
-                     under its new id (the fetched record, renumbered). Without UIDPLUS the
-                     server names no new id: the old id is deleted and sync finds the copy
+                     under its new id (the fetched record, renumbered), which ``sync.apply``
+                     applies to the same cached row (same Message-ID in one batch): the API
+                     id survives the move. Without UIDPLUS the server names no new id: the
+                     old id is deleted and sync finds the copy
     archive / trash  a move to the special-use \\Archive / \\Trash mailbox (RFC 6154), or
                      ``NO_ARCHIVE_FOLDER`` / ``NO_TRASH_FOLDER`` when the server has none
     delete           UID STORE +FLAGS.SILENT (\\Deleted), UID EXPUNGE of exactly that UID;

@@ -145,8 +145,20 @@ class Connected:
 
 @pytest.fixture
 def smtp_security() -> str:
-    """How the sink is secured ("tls" or "starttls"); tests parametrize it."""
+    """How the sink is secured ("tls", "starttls" or "plain"); tests parametrize it."""
     return "tls"
+
+
+@pytest.fixture
+def server_settings() -> dict[str, Any]:
+    """Settings of the live server beyond the test CA; tests parametrize it."""
+    return {}
+
+
+@pytest.fixture
+def smtp_password_stored() -> bool:
+    """Whether ``connectImap`` gets an SMTP password of its own (else the IMAP one serves)."""
+    return True
 
 
 @pytest.fixture
@@ -156,18 +168,27 @@ async def connected(
     mailbox: Mailbox,
     ring: Any,  # noqa: F811 (the imported fixture)
     smtp_security: str,
+    server_settings: dict[str, Any],
+    smtp_password_stored: bool,
 ) -> AsyncIterator[Connected]:
     async with AsyncExitStack() as stack:
         sink = await SmtpSink.start(dovecot.tls, security=smtp_security)
         stack.push_async_callback(sink.stop)
         server = await stack.enter_async_context(
-            live_server(imap_ca_file=dovecot.tls.ca_path, imap_connect_timeout_seconds=10)
+            live_server(
+                imap_ca_file=dovecot.tls.ca_path,
+                imap_connect_timeout_seconds=10,
+                **server_settings,
+            )
         )
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         made = await make_owner()
         token = await make_token(made.owner)
         smtp_user = f"smtp-{mailbox.user}"
-        sink.users[smtp_user] = f"smtp-{mailbox.password}"
+        sink.users[smtp_user] = (
+            f"smtp-{mailbox.password}" if smtp_password_stored else mailbox.password
+        )
+        smtp_password = {"smtpPassword": sink.users[smtp_user]} if smtp_password_stored else {}
         with dovecot.client(mailbox.user) as other:
             other.create("Projects")
         answer = await http.post(
@@ -184,7 +205,7 @@ async def connected(
                         },
                         "password": mailbox.password,
                         "smtp": sink.settings(smtp_user),
-                        "smtpPassword": sink.users[smtp_user],
+                        **smtp_password,
                     }
                 },
             },

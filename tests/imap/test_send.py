@@ -35,7 +35,7 @@ from tests.imap.test_actions import (
     mail,
 )
 from tests.subscriptions.conftest import gql_subscription
-from tests.test_canary import _forms
+from tests.test_canary import _forms, _raw_database
 from vault import Secret
 
 # The fixtures this module shares, by name.
@@ -43,6 +43,8 @@ connected = test_actions.connected
 live_server = test_actions.live_server
 ring = test_actions.ring
 smtp_security = test_actions.smtp_security
+server_settings = test_actions.server_settings
+smtp_password_stored = test_actions.smtp_password_stored
 every_log_record = test_canary.every_log_record
 
 SEND = """
@@ -219,6 +221,9 @@ async def test_a_wrong_smtp_password_is_typed_and_not_retried(
     logged = "\n".join(record.getMessage() for record in every_log_record.records).encode()
     assert every_log_record.records  # the capture is live
     assert not [form for secret in secrets for form in _forms(secret) if form in logged]
+    dump = await _raw_database(connected.settings)
+    assert connected.mailbox.user.encode() in dump  # the dump is real
+    assert not [form for form in _forms(new_password) if form in dump]
 
 
 async def reconnect_smtp(connected: Connected, smtp_password: str) -> None:
@@ -275,3 +280,67 @@ async def test_plaintext_smtp_is_refused_before_connecting() -> None:
         await sender.send(raw)
     assert refused.value.code == "PLAINTEXT_REFUSED"
     assert isinstance(refused.value, ProviderError)
+
+
+@pytest.mark.parametrize("smtp_password_stored", [False])
+async def test_the_imap_password_serves_when_smtp_has_none_of_its_own(
+    connected: Connected, smtp_password_stored: bool
+) -> None:
+    sent = await send(connected, draft(connected, "same-password"))
+
+    assert sent["__typename"] == "MessageSent", sent
+    assert [accepted for _, accepted in connected.sink.logins] == [True]
+    assert len(connected.sink.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("smtp_security", "server_settings"), [("plain", {"imap_allow_plaintext_loopback": True})]
+)
+async def test_plaintext_smtp_only_to_loopback_where_the_operator_allows_it(
+    connected: Connected, smtp_security: str, server_settings: dict[str, Any]
+) -> None:
+    sent = await send(connected, draft(connected, "loopback"))
+
+    assert sent["__typename"] == "MessageSent", sent
+    assert len(connected.sink.received) == 1
+
+
+async def test_plaintext_smtp_is_refused_where_the_operator_does_not_allow_it(
+    connected: Connected,
+) -> None:
+    mailbox, sink = connected.mailbox, connected.sink
+    imap = {
+        "host": mailbox.server.host,
+        "port": mailbox.server.imaps_port,
+        "security": "TLS",
+        "username": mailbox.user,
+    }
+    plain = {**sink.settings("someone"), "security": "PLAIN"}
+    body = await connected.call(
+        CONNECT, input={"imap": imap, "password": mailbox.password, "smtp": plain}
+    )
+    assert body["data"]["connectImap"]["code"] == "PLAINTEXT_REFUSED"
+    # A plain setting saved while the operator allowed it is refused once they no longer do.
+    account = await Account.get(id=connected.account.id)
+    smtp = {**account.provider_settings["smtp"], "security": "plain"}
+    account.provider_settings = {**account.provider_settings, "smtp": smtp}
+    await account.save(update_fields=["provider_settings"])
+
+    refused = await send(connected, draft(connected, "plain"))
+
+    assert (refused["code"], "PLAINTEXT_REFUSED" in refused["message"]) == ("PROVIDER_ERROR", True)
+    assert sink.logins == []
+    assert sink.received == []
+
+
+@pytest.mark.parametrize("server_settings", [{"sends_per_minute": 2}])
+async def test_sends_are_rate_limited_per_account(
+    connected: Connected, server_settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.services.send._now", lambda: 1000.0)  # no refill
+
+    answers = [await send(connected, draft(connected, f"r{n}")) for n in range(3)]
+
+    assert [a["__typename"] for a in answers] == ["MessageSent", "MessageSent", "MutationError"]
+    assert answers[2]["code"] == "RATE_LIMITED"
+    assert len(connected.sink.received) == 2

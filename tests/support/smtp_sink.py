@@ -7,7 +7,8 @@ server stands: ``users`` maps usernames to passwords, ``received`` keeps each ac
 (envelope and the bytes as transmitted), ``logins`` each AUTH attempt as (username, accepted),
 never the password; ``lose_answers`` drops the connection after keeping a message, as a
 network failure after the server took it would. ``security`` ``"tls"`` is SMTPS (port 465
-style), ``"starttls"`` refuses AUTH and MAIL before STARTTLS (port 587 style).
+style), ``"starttls"`` refuses AUTH and MAIL before STARTTLS (port 587 style), ``"plain"`` has
+no TLS at all (what a loopback bridge may offer).
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class SmtpSink:
 
     @classmethod
     async def start(cls, tls: TlsFiles, *, security: str = "tls") -> SmtpSink:
-        if security not in ("tls", "starttls"):
-            raise ValueError("security is 'tls' or 'starttls'")
+        if security not in ("tls", "starttls", "plain"):
+            raise ValueError("security is 'tls', 'starttls' or 'plain'")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(tls.cert_path), str(tls.key_path))
         sink = cls(free_port(HOST), security)
@@ -72,7 +73,7 @@ class SmtpSink:
             )
 
         sink._server = await loop.create_server(
-            protocol, HOST, sink.port, ssl=None if starttls else context
+            protocol, HOST, sink.port, ssl=context if security == "tls" else None
         )
         return sink
 
