@@ -36,6 +36,7 @@ from sync.providers.http import (
     DEFAULT_TIMEOUT,
     BearerAuth,
     error_for_status,
+    finish_in_flight,
     json_object,
     transport_errors,
 )
@@ -141,12 +142,14 @@ class GraphClient:
             if wait > 0:
                 raise RateLimited(f"{what}: throttled a moment ago", retry_after=wait)
             with transport_errors(what):
-                response = await self._http.request(
-                    http_method,
-                    url,
-                    headers={"Prefer": self._prefer, **(headers or {})},
-                    auth=self._auth,
-                    **content,
+                response = await finish_in_flight(
+                    self._http.request(
+                        http_method,
+                        url,
+                        headers={"Prefer": self._prefer, **(headers or {})},
+                        auth=self._auth,
+                        **content,
+                    )
                 )
             if response.status_code >= 400:
                 error = _error(response, what)

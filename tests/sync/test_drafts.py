@@ -215,6 +215,17 @@ async def test_gmail_draft_lifecycle(
         assert await events(next_event, 1) == [("MESSAGE_DELETED", doomed["id"])]
         assert mailbox.list_drafts().items == []
         assert await cached(doomed["id"]) is None
+    # A later sync (Gmail history) confirms the cache: no draft left, no sent copy twice.
+    kept = set(await Message.filter(account_id=account.id).values_list("provider_id", flat=True))
+    assert len(kept) == 2
+    assert (await sync_account(account.id, gmail.adapter_factory, InProcessBus())).kind is (
+        OutcomeKind.SYNCED
+    )
+    assert not await Message.exists(account_id=account.id, draft=True)
+    assert (
+        set(await Message.filter(account_id=account.id).values_list("provider_id", flat=True))
+        == kept
+    )
 
 
 async def sent_row(account: Account, sent: dict[str, Any]) -> Message:
@@ -313,6 +324,14 @@ async def test_graph_draft_lifecycle(
         assert await events(next_event, 1) == [("MESSAGE_DELETED", doomed["id"])]
         assert drafts() == []
         assert await cached(doomed["id"]) is None
+    # A later sync confirms what the cache took from Graph's answers: no draft, nothing new.
+    kept = set(await Message.filter(account_id=account.id).values_list("provider_id", flat=True))
+    assert (await sync_account(account.id, graph, InProcessBus())).kind is OutcomeKind.SYNCED
+    assert not await Message.exists(account_id=account.id, draft=True)
+    assert (
+        set(await Message.filter(account_id=account.id).values_list("provider_id", flat=True))
+        == kept
+    )
 
 
 async def test_drafts_refuse_bad_input_and_other_messages(

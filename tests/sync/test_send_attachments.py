@@ -198,6 +198,12 @@ async def test_drafts_carry_attachments(
     assert saved["__typename"] == "DraftSaved", saved
     (draft,) = mailbox.list_drafts().items
     assert attached(draft.message.raw) == [("plan.pdf", "application/pdf", PDF)]
+    # The next sync confirms the draft the cache took from Gmail's answer: same row, no twin.
+    assert (await sync_account(account.id, gmail.adapter_factory, InProcessBus())).kind is (
+        OutcomeKind.SYNCED
+    )
+    drafts = await Message.filter(account_id=account.id, draft=True).values_list("id", flat=True)
+    assert [encode_id("Message", number) for number in drafts] == [saved["id"]]
 
 
 @pytest.mark.parametrize(
