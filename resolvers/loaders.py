@@ -44,12 +44,25 @@ class Criteria(Protocol, Hashable):
     def where(self, sql: Statement) -> list[str]: ...
 
 
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose shared per-key futures survive the cancellation of one waiter.
+
+    graphql-core cancels the sibling resolvers of a field whose error nulls their parent; a
+    cancelled ``await future`` cancels the future itself, and every other field waiting on
+    the same key (an alias, a second selection of the same body) would then raise
+    ``CancelledError`` out of the whole request. Shielded, only the waiter is cancelled.
+    """
+
+    def load(self, key: K) -> asyncio.Future[V]:
+        return asyncio.shield(super().load(key))
+
+
 def _loader(
     context: Context, name: str, load: Callable[[list[K]], Awaitable[list[V]]]
 ) -> DataLoader[K, V]:
     loader: DataLoader[K, V] | None = context.loaders.get(name)
     if loader is None:
-        loader = DataLoader(load_fn=load, max_batch_size=MAX_BRANCHES)
+        loader = SharedLoader(load_fn=load, max_batch_size=MAX_BRANCHES)
         context.loaders[name] = loader
     return loader
 
@@ -60,7 +73,7 @@ async def once(context: Context, name: str, compute: Callable[[], Awaitable[T]])
     if future is None:
         future = asyncio.ensure_future(compute())
         context.loaders[name] = future
-    return await future
+    return await asyncio.shield(future)  # one waiter cancelled must not cancel the others
 
 
 def _rows_by_id(

@@ -421,10 +421,6 @@ DENIED_BESIDE_CONTENT = """{
 }"""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a failing field cancels the shared content load of its siblings (reported)",
-)
 @pytest.mark.parametrize("side", ["off", "on"])
 async def test_a_denied_field_beside_content_fields_answers_forbidden(
     side: str, servers: Servers, world: World
