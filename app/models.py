@@ -367,3 +367,33 @@ class ExportJob(Model):
 
     class Meta:
         table = "export_jobs"
+
+
+class PushRegistration(Model):
+    """How push from the provider of an account stands: a Gmail ``users.watch`` or a Graph
+    change-notification subscription, kept current by the sync worker (``sync.push``).
+
+    ``external_id`` is Graph's subscription id (NULL for Gmail, whose watch has none, and while
+    nothing is registered). Graph's ``clientState`` is stored only as its SHA-256 digest: the
+    secret itself travels to Graph once and comes back in each notification.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.OneToOneRelation[Account] = fields.OneToOneField(
+        "models.Account", related_name="push_registration", on_delete=fields.CASCADE
+    )
+    account_id: int
+    provider = fields.CharEnumField(Provider, max_length=16)
+    external_id = fields.CharField(max_length=255, null=True, db_index=True)
+    client_state_digest = fields.CharField(max_length=64, null=True)
+    expires_at = fields.DatetimeField(
+        null=True, description="when the provider ends it, null for never"
+    )
+    renew_after = fields.DatetimeField(description="when the worker registers or renews again")
+    last_error_code = fields.CharField(max_length=64, null=True)
+    rejected_notifications = fields.IntField(
+        default=0, description="notifications with a wrong clientState, ignored"
+    )
+
+    class Meta:
+        table = "push_registrations"

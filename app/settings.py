@@ -175,6 +175,22 @@ class Settings(BaseSettings):
     graph_api_base: str = Field(
         "https://graph.microsoft.com", description="Base URL of Microsoft Graph."
     )
+    gmail_push_topic: str | None = Field(
+        None,
+        description="Cloud Pub/Sub topic (`projects/<project>/topics/<name>`) each Gmail account "
+        "is watched on (`users.watch`, renewed daily). Unset: no watch, Gmail accounts are polled.",
+    )
+    gmail_push_token: SecretStr | None = Field(
+        None,
+        description="Verification token of the Pub/Sub push subscription: its endpoint is "
+        "`<public_url>/push/gmail?verification=<this>`. Unset: every Gmail push is refused (403).",
+    )
+    graph_change_notifications: bool = Field(
+        False,
+        description="Subscribe to Graph change notifications for each Microsoft account, "
+        "delivered to `<public_url>/push/graph` (Graph needs an https URL it can reach). Off: "
+        "Microsoft accounts are polled.",
+    )
     imap_allow_plaintext_loopback: bool = Field(
         False,
         description="Let `connectImap` use security PLAIN (no TLS) for a server on a loopback "

@@ -31,7 +31,9 @@ the account may run at all. In memory there is only a per-process memo of label 
 says are no folders (``_NOT_FOLDERS``); losing it costs one folder listing.
 
 Adapters come from an injected ``AdapterFactory`` (the production one builds them from the
-account's sealed credentials; tests point one at an emulator). The engine never sleeps: a
+account's sealed credentials; tests point one at an emulator). An optional ``AfterSync`` hook
+runs with the adapter once a run caught up (``sync.push.PushRegistrar`` keeps the account's push
+registration current there). The engine never sleeps: a
 failed run returns with ``next_run_at`` pushed out and the worker (``sync.jobs``) waits. It
 never logs message content or tokens; errors are reported by their codes.
 """
@@ -75,6 +77,10 @@ The seam between sync and credentials: production passes the connect flow's fact
 the account's sealed tokens and builds the provider's adapter; it raises ``AuthRevoked`` when
 there is no usable grant); tests pass one that builds a ``GmailAdapter`` against the emulator.
 """
+
+AfterSync = Callable[[Account, MailboxAdapter], Awaitable[None]]
+"""``await after_sync(account, adapter)`` once a run caught up, before the adapter closes; it
+must not raise (a failure there is no failure of the sync)."""
 
 # Label ids a provider lists as no folder (Gmail's UNREAD), per account: without this memo a
 # batch with unread mail would list the folders on every run to learn it again.
@@ -140,6 +146,7 @@ async def sync_account(
     lease_owner: str | None = None,
     backoff: Backoff = Backoff(),
     rng: random.Random | None = None,
+    after_sync: AfterSync | None = None,
 ) -> SyncOutcome:
     """Run the state machine once for ``account_id``: catch up, or record why not and when to
     try again. ``lease_owner`` fences every write to the worker holding the lease."""
@@ -153,6 +160,8 @@ async def sync_account(
         adapter = await adapter_factory(account)
         try:
             await run.catch_up(adapter)
+            if after_sync is not None:
+                await after_sync(account, adapter)
         finally:
             await adapter.aclose()
     except (AccountGone, LeaseLost):
@@ -175,7 +184,11 @@ async def sync_account(
 
 
 def scheduled_sync(
-    adapter_factory: AdapterFactory, events: EventBus, *, default_interval_seconds: float
+    adapter_factory: AdapterFactory,
+    events: EventBus,
+    *,
+    default_interval_seconds: float,
+    after_sync: AfterSync | None = None,
 ) -> Callable[[int, str], Awaitable[SyncOutcome]]:
     """``sync_account`` as the worker loop (``sync.jobs.run_jobs``) calls it: for a leased
     account, fenced by that lease."""
@@ -187,6 +200,7 @@ def scheduled_sync(
             events,
             default_interval_seconds=default_interval_seconds,
             lease_owner=lease_owner,
+            after_sync=after_sync,
         )
 
     return run

@@ -34,6 +34,7 @@ from app.server.message_writer import message_writer
 from app.server.metrics import ServerMetrics
 from app.server.middleware import RequestGuard
 from app.server.oauth_callback import oauth_routes
+from app.server.push import push_routes
 from app.server.revocations import forget_revoked_tokens
 from app.services.credentials import start_vault
 from app.services.usage_log import UsageLogWriter
@@ -156,6 +157,7 @@ def create_app(settings: Settings) -> RequestGuard:
             Route("/exports/{archive_id}", export_download(services)),
             metrics.route(),
             *oauth_routes(),
+            *push_routes(),
             Mount(GRAPHIQL_MOUNT_PATH, StaticFiles(directory=GRAPHIQL_STATIC_DIR)),
         ],
         lifespan=lifespan,

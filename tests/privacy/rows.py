@@ -29,6 +29,7 @@ from app.models import (
     MessageLabel,
     Owner,
     PendingAuthorization,
+    PushRegistration,
     SendKey,
     SyncState,
     Thread,
@@ -79,6 +80,7 @@ OWNER_TABLES: dict[str, Count] = {
     "oauth_states": lambda o: PendingAuthorization.filter(owner_id=o).count(),
     "sync_states": lambda o: SyncState.filter(account__owner_id=o).count(),
     "send_keys": lambda o: SendKey.filter(account__owner_id=o).count(),
+    "push_registrations": lambda o: PushRegistration.filter(account__owner_id=o).count(),
     "folders": lambda o: Folder.filter(account__owner_id=o).count(),
     "threads": lambda o: Thread.filter(account__owner_id=o).count(),
     "messages": lambda o: Message.filter(account__owner_id=o).count(),
@@ -102,6 +104,7 @@ ACCOUNT_TABLES: dict[str, Count] = {
     "credentials": lambda a: Credential.filter(account_id=a).count(),
     "sync_states": lambda a: SyncState.filter(account_id=a).count(),
     "send_keys": lambda a: SendKey.filter(account_id=a).count(),
+    "push_registrations": lambda a: PushRegistration.filter(account_id=a).count(),
     "folders": lambda a: Folder.filter(account_id=a).count(),
     "threads": lambda a: Thread.filter(account_id=a).count(),
     "messages": lambda a: Message.filter(account_id=a).count(),
@@ -119,7 +122,8 @@ async def account_rows(account_id: int) -> dict[str, int]:
 
 async def fill_account(account: Account, *, subject: str = "Hello") -> list[Message]:
     """One of everything the cache holds for an account: two messages in one thread, filed in
-    a folder, with a body, an attachment and change-log rows; a sync state and a send key."""
+    a folder, with a body, an attachment and change-log rows; a sync state, a send key and a push
+    registration."""
     folder = await make_folder(account)
     thread = await make_thread(account)
     messages = [
@@ -143,6 +147,9 @@ async def fill_account(account: Account, *, subject: str = "Hello") -> list[Mess
     await SyncState.get_or_create(account_id=account.id)
     await SendKey.create(
         account=account, key=secrets.token_hex(8), state="sent", message_id_header="<s@x>"
+    )
+    await PushRegistration.create(
+        account=account, provider=account.provider, renew_after=clock.now()
     )
     return messages
 
