@@ -110,7 +110,7 @@ class _Compiler:
             executor.operation,
             executor.hide_suggestions,
         )
-        root = self._object(root_type, collected, None, None)
+        root = self._object(root_type, collected, None, None, required=None)
         return Plan(root=root, scopes=frozenset(self.scopes))
 
     def _object(
@@ -119,6 +119,8 @@ class _Compiler:
         collected: CollectedFields,
         path: Path | None,
         spec: FieldSpec | None,
+        *,
+        required: bool | None,
     ) -> Completer:
         if collected.new_defer_usages or collected.forbidden_directive_instances:
             raise Unsupported("@defer or @stream")
@@ -140,31 +142,32 @@ class _Compiler:
             completer = self._value(field_def.type, field)
             steps.append(Step(key, get, resolves, completer, attribute))
         is_type_of = None if spec is None else object_type.is_type_of
-        return object_of(is_type_of, spec, steps)
+        return object_of(is_type_of, spec, steps, required=required)
 
     def _value(self, return_type: GraphQLOutputType, field: FieldSpec) -> Completer:
         required = isinstance(return_type, GraphQLNonNull)
         named = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+        # Leaves, lists and objects check for null themselves (no wrapper call per value).
         if is_leaf_type(named):
-            return leaf(named, required=required)  # the null check fused in: the hot case
-        return (non_null if required else nullable)(self._nullable(named, field))
-
-    def _nullable(self, return_type: GraphQLOutputType, field: FieldSpec) -> Completer:
-        if isinstance(return_type, GraphQLList):
-            return list_of(self._value(return_type.of_type, field))
-        if isinstance(return_type, GraphQLObjectType):
-            return self._selected(return_type, field)
-        if isinstance(return_type, (GraphQLInterfaceType, GraphQLUnionType)):
+            return leaf(named, required=required)
+        if isinstance(named, GraphQLList):
+            return list_of(self._value(named.of_type, field), required=required)
+        if isinstance(named, GraphQLObjectType):
+            return self._selected(named, field, required=required)
+        if isinstance(named, (GraphQLInterfaceType, GraphQLUnionType)):
             executor = self.executor
             by_type = {
-                possible.name: self._selected(possible, field)
-                for possible in executor.schema.get_possible_types(return_type)
+                possible.name: self._selected(possible, field, required=True)
+                for possible in executor.schema.get_possible_types(named)
             }
-            resolve_type = return_type.resolve_type or executor.type_resolver
-            return abstract_of(resolve_type, return_type, field, by_type)
-        raise Unsupported(f"type {return_type}")
+            resolve_type = named.resolve_type or executor.type_resolver
+            completer = abstract_of(resolve_type, named, field, by_type)
+            return (non_null if required else nullable)(completer)
+        raise Unsupported(f"type {named}")
 
-    def _selected(self, object_type: GraphQLObjectType, field: FieldSpec) -> Completer:
+    def _selected(
+        self, object_type: GraphQLObjectType, field: FieldSpec, *, required: bool
+    ) -> Completer:
         """The completer of ``field``'s sub-selection on one object type."""
         executor = self.executor
         collected = collect_subfields(
@@ -176,7 +179,7 @@ class _Compiler:
             field.details,
             executor.hide_suggestions,
         )
-        return self._object(object_type, collected, field.path, field)
+        return self._object(object_type, collected, field.path, field, required=required)
 
     def _collect_scopes(self, field_def: GraphQLField) -> None:
         definition = (field_def.extensions or {}).get(_STRAWBERRY_FIELD)

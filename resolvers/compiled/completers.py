@@ -122,12 +122,17 @@ def non_null(inner: Completer) -> Completer:
     return Completer(complete, is_async=False)
 
 
-def list_of(item: Completer) -> Completer:
-    """A list; with asynchronous items they run concurrently (DataLoaders batch them)."""
+def list_of(item: Completer, *, required: bool) -> Completer:
+    """A list (``required``: non-null); with asynchronous items they run concurrently
+    (DataLoaders batch them)."""
     complete_item = item.complete
     if item.is_async:
 
         async def complete_async(value: Any, run: Run) -> Any:
+            if value is None:
+                if required:
+                    raise NotCompiled
+                return None
             if not isinstance(value, (list, tuple)):
                 raise NotCompiled
             return await _all(complete_item(x, run) for x in value)
@@ -135,6 +140,10 @@ def list_of(item: Completer) -> Completer:
         return Completer(complete_async, is_async=True)
 
     def complete(value: Any, run: Run) -> Any:
+        if value is None:
+            if required:
+                raise NotCompiled
+            return None
         if not isinstance(value, (list, tuple)):
             raise NotCompiled
         return [complete_item(x, run) for x in value]
@@ -174,9 +183,12 @@ async def _settled(value: Any) -> Any:
     return value
 
 
-def object_of(is_type_of: IsTypeOf | None, spec: Any, steps: Sequence[Step]) -> Completer:
-    """An object: a dict of its response keys in selection order. Synchronous when no step
-    calls a resolver (plain attributes of the Strawberry object)."""
+def object_of(
+    is_type_of: IsTypeOf | None, spec: Any, steps: Sequence[Step], *, required: bool | None
+) -> Completer:
+    """An object (``required``: non-null; None: the root value, which is None itself): a
+    dict of its response keys in selection order.
+    Synchronous when no step calls a resolver (plain attributes of the Strawberry object)."""
     if not any(step.resolves or step.completer.is_async for step in steps):
         if all(step.attribute is not None for step in steps):
             # The common case, as plain as it gets: attributes of a Strawberry object.
@@ -188,6 +200,10 @@ def object_of(is_type_of: IsTypeOf | None, spec: Any, steps: Sequence[Step]) -> 
             ]
 
             def complete_attributes(value: Any, run: Run) -> Any:
+                if value is None and required is not None:
+                    if required:
+                        raise NotCompiled
+                    return None
                 if is_type_of is not None:
                     _check_type(is_type_of, spec, value, run)
                 return {
@@ -201,6 +217,10 @@ def object_of(is_type_of: IsTypeOf | None, spec: Any, steps: Sequence[Step]) -> 
         pairs = [(step.key, step.get, step.completer.complete) for step in steps]
 
         def complete(value: Any, run: Run) -> Any:
+            if value is None and required is not None:
+                if required:
+                    raise NotCompiled
+                return None
             if is_type_of is not None:
                 _check_type(is_type_of, spec, value, run)
             return {key: done(get(value, run), run) for key, get, done in pairs}
@@ -213,6 +233,10 @@ def object_of(is_type_of: IsTypeOf | None, spec: Any, steps: Sequence[Step]) -> 
     ]
 
     async def complete_async(value: Any, run: Run) -> Any:
+        if value is None and required is not None:
+            if required:
+                raise NotCompiled
+            return None
         if is_type_of is not None:
             _check_type(is_type_of, spec, value, run)
         out: dict[str, Any] = {}
