@@ -31,6 +31,10 @@ APPENDUID names. Gmail (``X-GM-EXT-1``) and Microsoft's SMTP servers file sent m
 themselves, so nothing is appended there. Once SMTP has taken the message, a failed APPEND is
 not an error (the mail left; an error would let a retry send it again): the answer is empty.
 
+Drafts (``DraftActions``) live in the \\Drafts mailbox flagged \\Draft: a new version is
+APPENDed and the old one expunged (IMAP messages never change, so the draft's id changes), and
+sending one sends its stored MIME, files the copy in \\Sent and expunges the draft.
+
 Failures are the typed errors of ``sync.providers.errors``; a refused command is a
 ``PermanentError`` whose code says which (``MOVE_REFUSED``, ``FOLDER_GONE``, ``STORE_REFUSED``).
 Nothing is retried here, nothing touches the database.
@@ -143,12 +147,61 @@ class ImapActionAdapter(ImapAdapter):
             sent = await _special_folder(connection, FolderRole.SENT)
             if sent is None:
                 return ChangeBatch()
-            _, done = await connection.run_tagged(f"APPEND {quote(sent)} (\\Seen)", literal=raw)
-        if done.code_name != "APPENDUID" or len(done.code) < 3:
-            return ChangeBatch()  # no UIDPLUS: the copy reaches the cache with the next sync
-        validity, uid = as_int(done.code[1]), as_int(done.code[2])
-        stored = Fetched(uid, frozenset({"\\Seen"}), datetime.now(UTC), len(raw), raw)
-        return ChangeBatch(upserts=[message_record(sent, validity, stored, with_content=True)])
+            return await _append(connection, sent, ("\\Seen",), raw)
+
+    # -- drafts (sync.providers.mailbox_drafts.DraftActions) -----------------------------------
+
+    async def create_draft(self, raw: bytes, thread_provider_id: str | None) -> ChangeBatch:
+        """APPEND to \\Drafts flagged \\Draft \\Seen; the stored draft as APPENDUID names it."""
+        async with self._pool.connection() as connection:
+            drafts = await _special_folder(connection, FolderRole.DRAFTS)
+            if drafts is None:
+                raise PermanentError("the server has no drafts folder", code="NO_DRAFTS_FOLDER")
+            saved = await _append(connection, drafts, ("\\Draft", "\\Seen"), raw)
+        if not saved.upserts:
+            raise PermanentError("the server did not name the saved draft", code="NO_UIDPLUS")
+        return saved
+
+    async def update_draft(
+        self, provider_id: str, raw: bytes, thread_provider_id: str | None
+    ) -> ChangeBatch:
+        """IMAP messages cannot change: the new version is appended, then the old expunged."""
+        saved = await self.create_draft(raw, thread_provider_id)
+        gone = await self.delete_draft(provider_id)
+        return replace(saved, deletions=gone.deletions)
+
+    async def delete_draft(self, provider_id: str) -> ChangeBatch:
+        return await self.act(provider_id, MessageAction(ActionKind.DELETE))
+
+    async def send_draft(self, provider_id: str) -> ChangeBatch:
+        """Send the draft's stored MIME, file it in \\Sent, and expunge the draft."""
+        raw = await self._fetch_raw(provider_id)
+        sent = await self.send_mime(raw, None)
+        try:
+            gone = await self.delete_draft(provider_id)
+        except ProviderError as error:  # sent: an error now would let a retry send it again
+            logger.warning("sent; the draft was not removed (%s)", error.code)
+            return sent
+        return replace(sent, deletions=gone.deletions)
+
+
+async def _append(
+    connection: ImapConnection, folder: str, flags: tuple[str, ...], raw: bytes
+) -> ChangeBatch:
+    """APPEND ``raw`` to ``folder``; the stored message as APPENDUID names it (UIDPLUS), or an
+    empty batch when the server names none (sync finds it)."""
+    command = f"APPEND {quote(folder)} ({' '.join(flags)})"
+    try:
+        _, done = await connection.run_tagged(command, literal=raw)
+    except CommandRefused:
+        raise PermanentError(
+            "the server refused to store the message", code="APPEND_REFUSED"
+        ) from None
+    if done.code_name != "APPENDUID" or len(done.code) < 3:
+        return ChangeBatch()
+    validity, uid = as_int(done.code[1]), as_int(done.code[2])
+    stored = Fetched(uid, frozenset(flags), datetime.now(UTC), len(raw), raw)
+    return ChangeBatch(upserts=[message_record(folder, validity, stored, with_content=True)])
 
 
 async def _special_folder(connection: ImapConnection, role: FolderRole) -> str | None:
