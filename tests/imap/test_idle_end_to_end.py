@@ -11,7 +11,10 @@ the Node ``graphql-ws`` package, and the poll interval is an hour: only IDLE can
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import random
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -47,7 +50,11 @@ async def test_lmtp_delivery_reaches_a_subscriber_within_two_seconds_through_idl
     token = await make_token(made.owner, actions={Action.ACCOUNTS_MANAGE, Action.MESSAGES_METADATA})
     await park_other_accounts()  # other tests' accounts stay out of these workers
     env = environment(db, tmp_path)
+    key = base64.b64encode(os.urandom(32)).decode()
     env.update(
+        # A key id of its own: the password sealed here must not meet another test's key ring
+        # under the same id (a server refuses to start on a key that opens none of its rows).
+        INBOX_API_VAULT_KEYS=f"imap-idle-{secrets.token_hex(4)}:{key}",
         INBOX_API_SYNC_INTERVAL_SECONDS="3600",
         INBOX_API_IMAP_CA_FILE=str(mailbox.server.tls.ca_path),
         INBOX_API_IMAP_CONNECT_TIMEOUT_SECONDS="5",
