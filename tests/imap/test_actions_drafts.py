@@ -14,6 +14,7 @@ from resolvers.ids import encode_id
 from tests.imap import test_actions
 from tests.imap.test_actions import Connected, assert_cache_is_the_server
 from tests.support.dovecot import OtherClient
+from tests.sync.test_drafts import CREATE, DELETE, SEND_DRAFT, UPDATE
 
 # The fixtures this module shares, by name.
 connected = test_actions.connected
@@ -22,20 +23,6 @@ ring = test_actions.ring
 smtp_security = test_actions.smtp_security
 server_settings = test_actions.server_settings
 smtp_password_stored = test_actions.smtp_password_stored
-
-SAVED = "__typename ... on DraftSaved { id draft { subject draft } } " + (
-    "... on MutationError { code message field }"
-)
-CREATE = f"""mutation($account: ID!, $input: DraftInput!) {{
-  createDraft(accountId: $account, input: $input) {{ {SAVED} }} }}"""
-UPDATE = f"""mutation($id: ID!, $input: DraftInput!) {{
-  updateDraft(id: $id, input: $input) {{ {SAVED} }} }}"""
-DELETE = """mutation($id: ID!) { deleteDraft(id: $id) {
-  __typename ... on DraftDeleted { id } ... on MutationError { code message field } } }"""
-SEND = """mutation($id: ID!, $key: String!) { sendDraft(id: $id, idempotencyKey: $key) {
-  __typename
-  ... on MessageSent { messageIdHeader providerMessageId duplicate }
-  ... on MutationError { code message field } } }"""
 
 
 async def field(connected: Connected, query: str, **variables: Any) -> dict[str, Any]:
@@ -74,8 +61,8 @@ async def test_drafts_live_in_drafts_and_are_sent_once(connected: Connected) -> 
     assert [b"v2" in raw for _, raw in drafts] == [True]  # the old version is gone
     await assert_cache_is_the_server(connected, ["Drafts", "Sent"])
 
-    first = await field(connected, SEND, id=updated["id"], key="draft-1")
-    again = await field(connected, SEND, id=updated["id"], key="draft-1")
+    first = await field(connected, SEND_DRAFT, id=updated["id"], key="draft-1")
+    again = await field(connected, SEND_DRAFT, id=updated["id"], key="draft-1")
     assert (first["__typename"], first["duplicate"]) == ("MessageSent", False), first
     assert again["duplicate"] is True
     assert len(connected.sink.received) == 1

@@ -28,6 +28,7 @@ from tests import test_canary
 from tests.imap import test_actions
 from tests.imap.test_actions import (
     CONNECT,
+    MESSAGE_EVENTS,
     Connected,
     assert_cache_is_the_server,
     events_for,
@@ -35,6 +36,7 @@ from tests.imap.test_actions import (
     mail,
 )
 from tests.subscriptions.conftest import gql_subscription
+from tests.sync.test_send import SEND
 from tests.test_canary import _forms, _raw_database
 from vault import Secret
 
@@ -46,21 +48,6 @@ smtp_security = test_actions.smtp_security
 server_settings = test_actions.server_settings
 smtp_password_stored = test_actions.smtp_password_stored
 every_log_record = test_canary.every_log_record
-
-SEND = """
-mutation($input: SendMessageInput!) {
-  sendMessage(input: $input) {
-    __typename
-    ... on MessageSent { messageIdHeader providerMessageId duplicate }
-    ... on MutationError { code message field }
-  }
-}
-"""
-EVENTS = """
-subscription($accountIds: [ID!]) {
-  messageEvents(accountIds: $accountIds) { kind accountId messageId }
-}
-"""
 
 
 def draft(connected: Connected, key: str, **more: Any) -> dict[str, Any]:
@@ -101,7 +88,7 @@ async def test_a_send_is_delivered_once_and_filed_in_sent(
     sink, account = connected.sink, connected.account
     account_id = encode_id("Account", account.id)
     async with gql_subscription(
-        connected.server, connected.token, EVENTS, accountIds=[account_id]
+        connected.server, connected.token, MESSAGE_EVENTS, accountIds=[account_id]
     ) as next_event:
         last = await last_change(account)
         first = await send(connected, draft(connected, "key-1"))
