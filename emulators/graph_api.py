@@ -27,7 +27,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from emulators.graph_compose import IMPORTANCES, mime_from_graph_message
+from emulators.graph_compose import (
+    DRAFT_PROPERTIES,
+    IMPORTANCES,
+    draft_mime_with_changes,
+    mime_from_graph_message,
+)
 from emulators.graph_delta import (
     DeltaEntry,
     DeltaOptions,
@@ -508,7 +513,18 @@ class GraphApi:
     async def update_message(self, call: Call) -> Response:
         body = await read_json(call.request)
         changes: dict[str, Any] = {}
+        message = self._message(call)
+        if any(name in body for name in DRAFT_PROPERTIES):
+            if not message.is_draft:
+                raise GraphError(
+                    400,
+                    "ErrorInvalidPropertyUpdateSentMessage",
+                    "Update operation is invalid for property of a sent message.",
+                )
+            changes["mime"] = draft_mime_with_changes(message.content, body, self._sender(call))
         for name, value in body.items():
+            if name in DRAFT_PROPERTIES:
+                continue
             if name == "isRead" and isinstance(value, bool):
                 changes["is_read"] = value
             elif name == "flag" and isinstance(value, dict):
@@ -524,9 +540,9 @@ class GraphApi:
                     400,
                     "ErrorInvalidProperty",
                     f"The property '{name}' cannot be updated this way (emulator supports "
-                    "isRead, flag, categories, importance).",
+                    "isRead, flag, categories, importance and, on drafts, subject, body, "
+                    "recipients).",
                 )
-        message = self._message(call)
         updated = self.store.update_message(call.user_id, message.immutable_id, **changes)
         return self._respond(call, message_json(updated, call.render))
 

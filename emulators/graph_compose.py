@@ -2,7 +2,9 @@
 
 Validates what Graph validates on the way in (recipient shape, importance, fileAttachment with
 base64 contentBytes) and raises the same `GraphError`s; the bytes then go through the store like
-any delivered message.
+any delivered message. A PATCH of a draft's subject, body or recipients rebuilds its MIME from
+its current content (`draft_mime_with_changes`); Graph refuses those properties on a message
+that is no draft.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import base64
 import binascii
 
 from emulators.graph_errors import GraphError, invalid_request
-from emulators.graph_mime import Attachment, Recipient, build_mime
+from emulators.graph_mime import Attachment, ParsedMessage, Recipient, build_mime
 from emulators.graph_types import JSONObject
 
 IMPORTANCES = ("low", "normal", "high")
@@ -74,4 +76,39 @@ def mime_from_graph_message(message: JSONObject, sender: Recipient) -> bytes:
         html=content if is_html else None,
         attachments=_attachments(message.get("attachments")),
         importance=importance,
+    )
+
+
+DRAFT_PROPERTIES = ("subject", "body", "toRecipients", "ccRecipients", "bccRecipients", "replyTo")
+
+
+def draft_mime_with_changes(
+    content: ParsedMessage, changes: JSONObject, sender: Recipient
+) -> bytes:
+    """The MIME of a draft whose ``DRAFT_PROPERTIES`` in ``changes`` replace its current ones
+    (attachments, Message-ID, In-Reply-To and References kept)."""
+    text, html = content.text_body, content.html_body
+    body = changes.get("body")
+    if isinstance(body, dict):
+        given = str(body.get("content", ""))
+        is_html = str(body.get("contentType", "text")).lower() == "html"
+        text, html = (None, given) if is_html else (given, None)
+
+    def recipients(name: str, current: tuple[Recipient, ...]) -> list[Recipient]:
+        return _recipients(changes[name], name) if name in changes else list(current)
+
+    return build_mime(
+        subject=str(changes.get("subject", content.subject)),
+        sender=content.sender or sender,
+        to=recipients("toRecipients", content.to),
+        cc=recipients("ccRecipients", content.cc),
+        bcc=recipients("bccRecipients", content.bcc),
+        reply_to=recipients("replyTo", content.reply_to),
+        text=text,
+        html=html,
+        attachments=content.attachments,
+        message_id=content.internet_message_id,
+        in_reply_to=content.in_reply_to,
+        references=content.references,
+        importance=content.importance,
     )

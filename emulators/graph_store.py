@@ -361,10 +361,15 @@ class GraphStore:
         flag_status: str | None = None,
         categories: Iterable[str] | None = None,
         importance: str | None = None,
+        mime: bytes | None = None,
     ) -> MailMessage:
+        """Change a message's properties; ``mime`` replaces a draft's whole content."""
+        content = None if mime is None else parse_mime(mime)
         with self._lock:
             mailbox = self._mailbox(user_id)
             message = self._message(mailbox, ref)
+            if mime is not None and content is not None:
+                message = replace(message, mime=mime, content=content)
             updated = replace(
                 message,
                 is_read=message.is_read if is_read is None else is_read,
