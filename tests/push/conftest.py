@@ -89,18 +89,16 @@ def push_server(
 ) -> PushServerFactory:
     @asynccontextmanager
     async def serve(*, tls: bool, **overrides: Any) -> AsyncIterator[PushServer]:
+        """A server with push on; ``overrides`` change its settings."""
         port = free_port()
         base_url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-        settings = connect_settings(
-            db,
-            google,
-            microsoft,
-            public_url=base_url,
-            gmail_push_topic=GMAIL_TOPIC,
-            gmail_push_token=PUSH_TOKEN,
-            graph_change_notifications=True,
-            **overrides,
-        )
+        push_settings: dict[str, Any] = {
+            "public_url": base_url,
+            "gmail_push_topic": GMAIL_TOPIC,
+            "gmail_push_token": PUSH_TOKEN,
+            "graph_change_notifications": True,
+        }
+        settings = connect_settings(db, google, microsoft, **{**push_settings, **overrides})
         app = create_app(settings)
         state = app.app.state  # type: ignore[attr-defined]
         tls_files = microsoft.tls

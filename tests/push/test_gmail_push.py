@@ -155,6 +155,27 @@ async def test_the_watch_is_renewed_a_day_later_before_it_expires(
         assert renewed.last_error_code is None
 
 
+async def test_without_a_topic_the_watch_is_stopped_and_pushes_refused(
+    push_server: PushServerFactory, connect_app: ConnectApp, google: ServedGoogle
+) -> None:
+    account, _ = await connected(connect_app, google)
+    mailbox = google.emulator.mailbox(account.address)
+    async with push_server(tls=False) as server, running_worker(server, account):
+        await eventually(lambda: synced(account))
+        assert mailbox.active_watch is not None
+
+    off = {"gmail_push_topic": None, "gmail_push_token": None}
+    async with push_server(tls=False, **off) as server, running_worker(server, account):
+        await make_due_and_wait(account)
+        assert mailbox.active_watch is None
+        assert not await PushRegistration.exists(account_id=account.id)
+
+        async with server.client() as http:
+            body = envelope(account.address, 10**9)
+            refused = await http.post(f"/push/gmail?verification={PUSH_TOKEN}", json=body)
+        assert refused.status_code == 403
+
+
 async def test_pushes_without_the_token_are_refused_and_change_nothing(
     push_server: PushServerFactory, connect_app: ConnectApp, google: ServedGoogle
 ) -> None:

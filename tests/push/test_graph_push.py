@@ -94,6 +94,28 @@ async def test_the_worker_subscribes_and_a_notification_brings_new_mail_in(
         assert statuses == {202}
 
 
+async def test_a_refused_subscription_is_retried_later_and_the_sync_goes_on(
+    push_server: PushServerFactory, connect_app: ConnectApp, microsoft: ServedEmulator
+) -> None:
+    account, _ = await connected(connect_app, microsoft)
+    # Graph subscribes only https endpoints: an http public URL is refused.
+    async with push_server(tls=False) as server, running_worker(server, account):
+        await eventually(lambda: synced(account))
+        await eventually(lambda: PushRegistration.exists(account_id=account.id))
+
+    registration = await PushRegistration.get(account_id=account.id)
+    assert registration.external_id is None
+    assert registration.last_error_code == "HTTP_400"
+    assert registration.renew_after > clock.now() + timedelta(minutes=14)
+    assert (
+        microsoft.emulator.subscriptions.subscriptions_of(
+            microsoft.emulator.user_id(account.address)
+        )
+        == []
+    )
+    assert (await SyncState.get(account_id=account.id)).last_error_code is None
+
+
 async def test_validation_requests_are_echoed_and_bad_bodies_refused(
     push_server: PushServerFactory,
 ) -> None:
