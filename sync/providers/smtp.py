@@ -186,14 +186,23 @@ def _addresses(values: list[Any]) -> list[str]:
 async def _connect(client: aiosmtplib.SMTP) -> None:
     try:
         await client.connect()
-    except ssl.SSLError as error:
-        raise NotSent(f"TLS failed ({type(error).__name__})", code="SMTP_TLS") from None
-    except aiosmtplib.SMTPException as error:
-        if "STARTTLS" in str(error).upper():
+    except (aiosmtplib.SMTPException, OSError) as error:
+        tls_failure = _tls_failure(error)
+        if tls_failure is not None:
+            raise NotSent(f"TLS failed ({type(tls_failure).__name__})", code="SMTP_TLS") from None
+        if isinstance(error, aiosmtplib.SMTPException) and "STARTTLS" in str(error).upper():
             raise NotSent("the SMTP server does not offer STARTTLS", code="SMTP_TLS") from None
         raise NotSent(_connect_reason(error), code="SMTP_CONNECT") from None
-    except OSError as error:
-        raise NotSent(_connect_reason(error), code="SMTP_CONNECT") from None
+
+
+def _tls_failure(error: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind ``error`` (aiosmtplib wraps an implicit-TLS handshake failure)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 async def _login(client: aiosmtplib.SMTP, username: str, password: Secret, refusal: bytes) -> None:

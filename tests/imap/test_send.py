@@ -11,6 +11,7 @@ reaches a log line or an answer.
 
 from __future__ import annotations
 
+import ssl
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -36,6 +37,8 @@ from tests.imap.test_actions import (
     mail,
 )
 from tests.subscriptions.conftest import gql_subscription
+from tests.support.dovecot import Dovecot
+from tests.support.smtp_sink import SmtpSink
 from tests.sync.test_send import SEND
 from tests.test_canary import _forms, _raw_database
 from vault import Secret
@@ -331,3 +334,23 @@ async def test_sends_are_rate_limited_per_account(
     assert [a["__typename"] for a in answers] == ["MessageSent", "MessageSent", "MutationError"]
     assert answers[2]["code"] == "RATE_LIMITED"
     assert len(connected.sink.received) == 2
+
+
+@pytest.mark.parametrize("security", [Security.TLS, Security.STARTTLS])
+async def test_an_untrusted_smtp_certificate_is_a_tls_error_before_any_login(
+    dovecot: Dovecot, security: Security
+) -> None:
+    sink = await SmtpSink.start(dovecot.tls, security=security.value)
+    sink.users["someone"] = "secret-pw"
+    try:
+        sender = SmtpSender(
+            SmtpEndpoint("127.0.0.1", sink.port, security, "someone"),
+            Secret("secret-pw"),
+            ssl_context=ssl.create_default_context(),  # the system's CAs, not the test CA
+        )
+        with pytest.raises(NotSent) as refused:
+            await sender.send(b"From: a@example.com\r\nTo: b@example.com\r\n\r\nhi\r\n")
+    finally:
+        await sink.stop()
+    assert refused.value.code == "SMTP_TLS"
+    assert (sink.logins, sink.received) == ([], [])
