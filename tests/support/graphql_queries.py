@@ -77,6 +77,12 @@ _EXPANSIONS = frozenset(
 _MAX_FIELDS = 40
 
 
+# Two fields under one response key with other arguments: a validation error.
+_CONFLICT = "messages(first: 1) { nodes { id } } messages(first: 2) { nodes { id } }"
+# Root lookups by id and the type of the id each expects (``node`` takes any).
+_LOOKUPS = {"account": "Account", "message": "Message", "thread": "Thread", "folder": "Folder"}
+
+
 @cache
 def read_schema() -> GraphQLSchema:
     """The public schema, as ``schema.graphql`` states it."""
@@ -164,9 +170,7 @@ def literal(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    if isinstance(value, str):
+    if isinstance(value, int | float | str):
         return json.dumps(value)
     if isinstance(value, list):
         return "[" + ", ".join(literal(item) for item in value) + "]"
@@ -195,7 +199,7 @@ class QueryGenerator:
         if rng.random() < 0.15:
             selections.append("__typename")
         if rng.random() < 0.04:
-            selections.append(self._conflict(build, query_type))
+            selections.append(_CONFLICT)
         body = " ".join(selections)
         declared = " ".join(
             f"${name}: {type_text}" + ("" if default is None else f" = {default}")
@@ -241,9 +245,7 @@ class QueryGenerator:
             if rng.random() < 0.12:
                 parts.append(self._inline(build, type_, budget, typed=rng.random() < 0.5))
             if "Node" in {i.name for i in type_.interfaces} and rng.random() < 0.1:
-                node = self.schema.get_type("Node")
-                assert isinstance(node, GraphQLInterfaceType)
-                parts.append(f"... on Node {{ {self._interface_body(build, node)} }}")
+                parts.append(f"... on Node {{ {self._interface_body(build)} }}")
         if rng.random() < 0.15:
             parts.append("__typename")
         return "{ " + " ".join(parts or ["__typename"]) + " }"
@@ -259,7 +261,8 @@ class QueryGenerator:
         chosen = rng.sample(names, k=count)
         return [self._field(build, type_, name, budget) for name in chosen]
 
-    def _interface_body(self, build: _Build, node: GraphQLInterfaceType) -> str:
+    def _interface_body(self, build: _Build) -> str:
+        """What a selection on ``Node`` itself may ask: ``id`` and ``__typename``."""
         parts = ["id"] if build.rng.random() < 0.8 else []
         if build.rng.random() < 0.6 or not parts:
             parts.append("__typename")
@@ -270,7 +273,7 @@ class QueryGenerator:
     ) -> list[str]:
         """On ``Node``: its own fields and inline fragments (or spreads) per implementation."""
         rng = build.rng
-        parts = [self._interface_body(build, interface)]
+        parts = [self._interface_body(build)]
         for impl in self.schema.get_implementations(interface).objects:
             roll = rng.random()
             if roll < 0.35:
@@ -295,7 +298,7 @@ class QueryGenerator:
         else:
             name = build.fragment_name()
             if isinstance(type_, GraphQLInterfaceType):
-                text = self._interface_body(build, type_)
+                text = self._interface_body(build)
             else:
                 text = self._selection_set(build, type_, budget)[2:-2]
             fragment = _Fragment(name, type_.name, text)
@@ -339,10 +342,6 @@ class QueryGenerator:
         else:
             condition = build.variable("Boolean", None, default=literal(rng.random() < 0.5))
         return f" @{name}(if: {condition})"
-
-    def _conflict(self, build: _Build, query_type: GraphQLObjectType) -> str:
-        """Two fields under one response key with other arguments: a validation error."""
-        return "messages(first: 1) { nodes { id } } messages(first: 2) { nodes { id } }"
 
     # --- arguments -------------------------------------------------------------------------
 
@@ -415,8 +414,7 @@ class QueryGenerator:
         return rng.choice(("garbage", "", "bTo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk6MQ", None))
 
     def _id_for(self, rng: random.Random, field_name: str) -> str:
-        kind = {"account": "Account", "message": "Message", "thread": "Thread"}.get(field_name)
-        kind = kind or ("Folder" if field_name == "folder" else None)
+        kind = _LOOKUPS.get(field_name)
         if kind is None or rng.random() < 0.15:
             return self.pools.any_id(rng)
         return self._some_id(rng, kind)
