@@ -193,18 +193,19 @@ class Settings(BaseSettings):
     )
     imap_allow_plaintext_loopback: bool = Field(
         False,
-        description="Let `connectImap` use security PLAIN (no TLS) for a server on a loopback "
-        "address (a local bridge or test server). Other hosts always need TLS or STARTTLS.",
+        description="Let `connectImap` use security PLAIN (no TLS) for an IMAP or SMTP server on "
+        "a loopback address (a local bridge or test server). Other hosts always need TLS or "
+        "STARTTLS.",
     )
     imap_ca_file: Path | None = Field(
         None,
-        description="Extra CA bundle trusted for IMAP servers' certificates (private CAs, tests); "
-        "the system's CAs are trusted either way.",
+        description="Extra CA bundle trusted for IMAP and SMTP servers' certificates (private "
+        "CAs, tests); the system's CAs are trusted either way.",
     )
     imap_connect_timeout_seconds: float = Field(
         15.0,
-        description="How long `connectImap` and the IMAP sync wait for each step (DNS, connect, "
-        "TLS, login, a response).",
+        description="How long `connectImap`, the IMAP sync and SMTP sending wait for each step "
+        "(DNS, connect, TLS, login, a response).",
     )
 
     @property
