@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any
 
 import httpx
@@ -33,6 +34,7 @@ from app.types import AccountId
 from emulators.graph_testing import ServedEmulator
 from emulators.runner import free_port
 from resolvers.context import Services
+from resolvers.ids import encode_id
 from sync.engine import scheduled_sync
 from sync.jobs import run_jobs
 from sync.push import PushRegistrar
@@ -50,6 +52,8 @@ from tests.connect.conftest import (  # noqa: F401 - fixtures
 from tests.subscriptions.conftest import LiveServer
 from tests.sync.harness import park_other_accounts
 
+SUBJECTS = "query($id: ID!) { account(id: $id) { messages(first: 50) { nodes { subject } } } }"
+HOUR = 3600
 GMAIL_TOPIC = "projects/inbox-api-tests/topics/gmail-push"
 PUSH_TOKEN = "push-verification-token-0123456789"
 
@@ -193,3 +197,25 @@ async def make_due_and_wait(account: Account) -> None:
         return state.last_success_at != ran_before and state.lease_owner is None
 
     await eventually(ran)
+
+
+def mail(subject: str, to: str) -> bytes:
+    """A small RFC 822 message from outside."""
+    message = EmailMessage()
+    message["From"] = "Alice <alice@example.net>"
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(f"Body of {subject}")
+    return bytes(message)
+
+
+async def subjects(server: PushServer, token: str, account: Account) -> set[str]:
+    """The subjects of the account's cached messages, as a GraphQL client reads them."""
+    body = await server.gql(token, SUBJECTS, id=encode_id("Account", account.id))
+    return {node["subject"] for node in body["data"]["account"]["messages"]["nodes"]}
+
+
+async def polled_hourly(account: Account) -> Account:
+    """The account with an hourly poll: within a test, only a push makes it due soon."""
+    await Account.filter(id=account.id).update(sync_interval_seconds=HOUR)
+    return await Account.get(id=account.id)

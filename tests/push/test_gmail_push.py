@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
-from email.message import EmailMessage
 from typing import Any
 
 from app import clock
@@ -25,31 +26,23 @@ from tests.connect.flows import connect_gmail_account
 from tests.factories import make_owner
 from tests.push.conftest import (
     GMAIL_TOPIC,
+    HOUR,
     PUSH_TOKEN,
     PushServer,
     PushServerFactory,
     eventually,
     is_due,
+    mail,
     make_due_and_wait,
+    polled_hourly,
     running_worker,
+    subjects,
     synced,
 )
 from tests.subscriptions.conftest import gql_subscription
 
-SUBJECTS = "query($id: ID!) { account(id: $id) { messages(first: 50) { nodes { subject } } } }"
 MESSAGE_EVENTS = """subscription($accountIds: [ID!]) {
   messageEvents(accountIds: $accountIds) { kind accountId messageId } }"""
-HOUR = 3600
-
-
-def mail(subject: str, to: str) -> bytes:
-    message = EmailMessage()
-    message["From"] = "Alice <alice@example.net>"
-    message["To"] = to
-    message["Subject"] = subject
-    message["Message-ID"] = f"<{subject.replace(' ', '.')}@example.net>"
-    message.set_content(f"Body of {subject}")
-    return bytes(message)
 
 
 def envelope(email: str, history_id: int | str) -> dict[str, Any]:
@@ -60,17 +53,25 @@ def envelope(email: str, history_id: int | str) -> dict[str, Any]:
     }
 
 
-async def subjects(server: PushServer, token: str, account: Account) -> set[str]:
-    body = await server.gql(token, SUBJECTS, id=encode_id("Account", account.id))
-    return {node["subject"] for node in body["data"]["account"]["messages"]["nodes"]}
-
-
 async def connected(connect_app: ConnectApp, google: ServedGoogle) -> tuple[Account, str]:
     """A Gmail account through the OAuth flow, polled hourly: only a push makes it due soon."""
     made = await make_owner()
-    account = await connect_gmail_account(connect_app, google, made.token)
-    await Account.filter(id=account.id).update(sync_interval_seconds=HOUR)
-    return await Account.get(id=account.id), made.token
+    return await polled_hourly(
+        await connect_gmail_account(connect_app, google, made.token)
+    ), made.token
+
+
+@asynccontextmanager
+async def gmail_pushing(
+    push_server: PushServerFactory, google: ServedGoogle, account: Account
+) -> AsyncIterator[PushServer]:
+    """A server with Pub/Sub pushing to it, and the worker, once the account synced."""
+    async with push_server(tls=False) as server, running_worker(server, account):
+        google.emulator.push.subscribe(
+            GMAIL_TOPIC, f"{server.base_url}/push/gmail?verification={PUSH_TOKEN}"
+        )
+        await eventually(lambda: synced(account))
+        yield server
 
 
 async def test_a_push_for_new_mail_makes_the_account_sync_and_a_subscriber_sees_the_mail(
@@ -78,11 +79,7 @@ async def test_a_push_for_new_mail_makes_the_account_sync_and_a_subscriber_sees_
 ) -> None:
     account, token = await connected(connect_app, google)
     mailbox = google.emulator.mailbox(account.address)
-    async with push_server(tls=False) as server, running_worker(server, account):
-        google.emulator.push.subscribe(
-            GMAIL_TOPIC, f"{server.base_url}/push/gmail?verification={PUSH_TOKEN}"
-        )
-        await eventually(lambda: synced(account))
+    async with gmail_pushing(push_server, google, account) as server:
         watch = mailbox.active_watch
         assert watch is not None
         assert watch.topic_name == GMAIL_TOPIC
@@ -112,11 +109,7 @@ async def test_a_lost_push_is_caught_by_the_fallback_poll(
 ) -> None:
     account, token = await connected(connect_app, google)
     mailbox = google.emulator.mailbox(account.address)
-    async with push_server(tls=False) as server, running_worker(server, account):
-        google.emulator.push.subscribe(
-            GMAIL_TOPIC, f"{server.base_url}/push/gmail?verification={PUSH_TOKEN}"
-        )
-        await eventually(lambda: synced(account))
+    async with gmail_pushing(push_server, google, account) as server:
         dropped = google.emulator.push.counts["dropped"]
         google.emulator.push.drop_next(1)
         mailbox.deliver(mail("Lost push", account.address))
@@ -137,8 +130,7 @@ async def test_the_watch_is_renewed_a_day_later_before_it_expires(
 ) -> None:
     account, _ = await connected(connect_app, google)
     mailbox = google.emulator.mailbox(account.address)
-    async with push_server(tls=False) as server, running_worker(server, account):
-        await eventually(lambda: synced(account))
+    async with gmail_pushing(push_server, google, account):
         first = await PushRegistration.get(account_id=account.id)
         mailbox.stop()  # so a new watch shows
 
@@ -160,8 +152,7 @@ async def test_without_a_topic_the_watch_is_stopped_and_pushes_refused(
 ) -> None:
     account, _ = await connected(connect_app, google)
     mailbox = google.emulator.mailbox(account.address)
-    async with push_server(tls=False) as server, running_worker(server, account):
-        await eventually(lambda: synced(account))
+    async with gmail_pushing(push_server, google, account) as server:
         assert mailbox.active_watch is not None
 
     off = {"gmail_push_topic": None, "gmail_push_token": None}

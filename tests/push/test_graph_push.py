@@ -8,15 +8,15 @@ receivers trusting its CA). Accounts are connected through the real MSAL flow.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
-from email.message import EmailMessage
 
 from app import clock
 from app.models import Account, PushRegistration, SyncState
 from app.types import Provider
 from emulators.graph_subscriptions import Subscription
 from emulators.graph_testing import ServedEmulator
-from resolvers.ids import encode_id
 from tests.connect.conftest import ConnectApp
 from tests.connect.flows import connect_microsoft_account
 from tests.factories import make_account, make_owner
@@ -25,30 +25,31 @@ from tests.push.conftest import (
     PushServerFactory,
     eventually,
     is_due,
+    mail,
     make_due_and_wait,
+    polled_hourly,
     running_worker,
+    subjects,
     synced,
 )
-
-SUBJECTS = "query($id: ID!) { account(id: $id) { messages(first: 50) { nodes { subject } } } }"
-HOUR = 3600
-
-
-def mail(subject: str, to: str) -> bytes:
-    message = EmailMessage()
-    message["From"] = "Alice <alice@example.net>"
-    message["To"] = to
-    message["Subject"] = subject
-    message.set_content(f"Body of {subject}")
-    return bytes(message)
 
 
 async def connected(connect_app: ConnectApp, microsoft: ServedEmulator) -> tuple[Account, str]:
     """A Microsoft account through the MSAL flow, polled hourly: a notification makes it due."""
     made = await make_owner()
     account = await connect_microsoft_account(connect_app, microsoft, made.token)
-    await Account.filter(id=account.id).update(sync_interval_seconds=HOUR)
-    return await Account.get(id=account.id), made.token
+    return await polled_hourly(account), made.token
+
+
+@asynccontextmanager
+async def graph_subscribed(
+    push_server: PushServerFactory, account: Account
+) -> AsyncIterator[PushServer]:
+    """An https server and the worker, once the account synced and subscribed."""
+    async with push_server(tls=True) as server, running_worker(server, account):
+        await eventually(lambda: synced(account))
+        await eventually(lambda: _registered(account))
+        yield server
 
 
 def subscription_of(microsoft: ServedEmulator, account: Account) -> Subscription:
@@ -57,18 +58,11 @@ def subscription_of(microsoft: ServedEmulator, account: Account) -> Subscription
     return subscription
 
 
-async def subjects(server: PushServer, token: str, account: Account) -> set[str]:
-    body = await server.gql(token, SUBJECTS, id=encode_id("Account", account.id))
-    return {node["subject"] for node in body["data"]["account"]["messages"]["nodes"]}
-
-
 async def test_the_worker_subscribes_and_a_notification_brings_new_mail_in(
     push_server: PushServerFactory, connect_app: ConnectApp, microsoft: ServedEmulator
 ) -> None:
     account, token = await connected(connect_app, microsoft)
-    async with push_server(tls=True) as server, running_worker(server, account):
-        await eventually(lambda: synced(account))
-        await eventually(lambda: _registered(account))
+    async with graph_subscribed(push_server, account) as server:
         subscription = subscription_of(microsoft, account)
         registration = await PushRegistration.get(account_id=account.id)
         assert registration.external_id == subscription.id
@@ -179,9 +173,7 @@ async def test_lifecycle_events_recreate_renew_and_catch_up(
     push_server: PushServerFactory, connect_app: ConnectApp, microsoft: ServedEmulator
 ) -> None:
     account, _ = await connected(connect_app, microsoft)
-    async with push_server(tls=True) as server, running_worker(server, account):
-        await eventually(lambda: synced(account))
-        await eventually(lambda: _registered(account))
+    async with graph_subscribed(push_server, account):
         first = subscription_of(microsoft, account)
 
         microsoft.emulator.send_lifecycle_event(first.id, "subscriptionRemoved")
@@ -223,9 +215,7 @@ async def test_the_subscription_is_renewed_before_it_expires(
     push_server: PushServerFactory, connect_app: ConnectApp, microsoft: ServedEmulator
 ) -> None:
     account, _ = await connected(connect_app, microsoft)
-    async with push_server(tls=True) as server, running_worker(server, account):
-        await eventually(lambda: synced(account))
-        await eventually(lambda: _registered(account))
+    async with graph_subscribed(push_server, account):
         first = subscription_of(microsoft, account)
 
         clock.travel(timedelta(hours=24))
