@@ -13,6 +13,9 @@ requests rejected together), and fails with a typed error:
 
 At most ``max_concurrency`` requests are in flight at once (Graph allows 4 concurrent requests
 per app per mailbox, M6): the semaphore lives here, so one client - and one adapter - per mailbox.
+After a 429, the requests that were waiting for a slot when it came fail with RateLimited
+instead of going out (so none reaches the mailbox before the Retry-After has passed); the calls
+made later are the engine's to time.
 
 It never sends the bearer token to a host other than ``base_url`` (links come back from the
 server and from stored cursors), never sleeps (the engine honours Retry-After), never logs, and
@@ -22,16 +25,18 @@ errors name the call and the status, never a token or a response body.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
 
 from sync.providers.adapter import TokenSource
-from sync.providers.errors import PermanentError, ProviderError
+from sync.providers.errors import PermanentError, ProviderError, RateLimited
 from sync.providers.http import (
     DEFAULT_TIMEOUT,
     BearerAuth,
     error_for_status,
+    finish_in_flight,
     json_object,
     transport_errors,
 )
@@ -74,6 +79,8 @@ class GraphClient:
         self._http = http if http is not None else httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
         self._prefer = f'IdType="ImmutableId", odata.maxpagesize={page_size}'
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._throttled = 0  # how many 429s this client has met
+        self._last_retry_after: float | None = None
 
     def relative(self, link: str) -> str:
         """A link from Graph, without our base URL (what cursors store); refuses other hosts."""
@@ -95,56 +102,74 @@ class GraphClient:
     ) -> dict[str, Any] | None:
         """A write call (PATCH, POST, DELETE) to a path under ``base_url``: its JSON answer, or
         None for 202/204 answers. Never retried here."""
-        async with self._slots:
-            with transport_errors(what):
-                response = await self._http.request(
-                    http_method,
-                    f"{self.base_url}{self.relative(path)}",
-                    json=body,
-                    headers={"Prefer": self._prefer},
-                    auth=self._auth,
-                )
-        if response.status_code >= 400:
-            raise _error(response, what)
-        if response.status_code in (202, 204) or not response.content:
-            return None
-        return json_object(response, what)
+        return _answer(await self._request(http_method, path, what, json=body), what)
 
     async def send_text(
         self, http_method: str, path: str, what: str, text: str
     ) -> dict[str, Any] | None:
         """A write call with a ``text/plain`` body (MIME for ``sendMail`` or a new draft): its
         JSON answer, or None for 202/204 answers."""
-        async with self._slots:
-            with transport_errors(what):
-                response = await self._http.request(
-                    http_method,
-                    f"{self.base_url}{self.relative(path)}",
-                    content=text.encode("ascii"),
-                    headers={"Prefer": self._prefer, "Content-Type": "text/plain"},
-                    auth=self._auth,
-                )
-        if response.status_code >= 400:
-            raise _error(response, what)
-        if response.status_code in (202, 204) or not response.content:
-            return None
-        return json_object(response, what)
+        response = await self._request(
+            http_method,
+            path,
+            what,
+            content=text.encode("ascii"),
+            headers={"Content-Type": "text/plain"},
+        )
+        return _answer(response, what)
 
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()
 
     async def _get(self, link: str, what: str) -> httpx.Response:
+        return await self._request("GET", link, what)
+
+    async def _request(
+        self,
+        http_method: str,
+        link: str,
+        what: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **content: Any,
+    ) -> httpx.Response:
         url = f"{self.base_url}{self.relative(link)}"
+        throttled_before = self._throttled
         # The slot is held until the body is read: Graph counts a request as running until then.
         async with self._slots:
-            with transport_errors(what):
-                response = await self._http.get(
-                    url, headers={"Prefer": self._prefer}, auth=self._auth
+            if self._throttled > throttled_before:
+                # Graph throttled the mailbox while this request waited for its slot: it must
+                # not go out before the Retry-After has passed (M6), and the engine waits.
+                raise RateLimited(
+                    f"{what}: throttled meanwhile", retry_after=self._last_retry_after
                 )
-        if response.status_code >= 400:
-            raise _error(response, what)
+            with transport_errors(what):
+                response = await finish_in_flight(
+                    partial(
+                        self._http.request,
+                        http_method,
+                        url,
+                        headers={"Prefer": self._prefer, **(headers or {})},
+                        auth=self._auth,
+                        **content,
+                    )
+                )
+            if response.status_code >= 400:
+                error = _error(response, what)
+                if isinstance(error, RateLimited):
+                    # Counted before the slot goes to a waiting request.
+                    self._throttled += 1
+                    self._last_retry_after = error.retry_after
+                raise error
         return response
+
+
+def _answer(response: httpx.Response, what: str) -> dict[str, Any] | None:
+    """The JSON answer of a write call, or None for 202/204 answers."""
+    if response.status_code in (202, 204) or not response.content:
+        return None
+    return json_object(response, what)
 
 
 def _error(response: httpx.Response, what: str) -> ProviderError:

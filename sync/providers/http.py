@@ -18,6 +18,11 @@ The status mapping (``error_for_status``)::
     anything else                                -> PermanentError(code="HTTP_<status>")
     timeouts, resets, refused connections        -> TransientError   (``transport_errors``)
 
+A request cancelled while httpcore is in its TLS handshake leaks its socket (httpcore's
+``start_tls`` closes the stream on ``Exception`` only, and cancellation is not one), so an
+adapter sends through ``finish_in_flight``: a request that has left runs to its end (bounded by
+the client's timeout) even when its caller is cancelled, and the caller is cancelled after.
+
 When concurrent calls fail, ``gather_concurrently`` cancels the rest and raises the gravest
 ``ProviderError`` (``AuthRevoked`` > ``AuthExpired`` > ``PermanentError`` > ``RateLimited``, the
 longest Retry-After first > ``TransientError`` > any other), never an exception group.
@@ -29,7 +34,7 @@ module never logs and never sleeps: backing off is the sync engine's job.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -212,3 +217,24 @@ def _severity(error: ProviderError) -> tuple[int, float]:
     # Among rate limits, the longest wait is the one to honour.
     wait = (error.retry_after or 0.0) if isinstance(error, RateLimited) else 0.0
     return rank, -wait
+
+
+async def finish_in_flight(send: Callable[[], Awaitable[T]]) -> T:
+    """Await ``send()`` (an HTTP request); if the caller is cancelled meanwhile, let the request
+    end first (it holds a connection that must go back to the pool or be closed), then raise
+    the ``CancelledError``."""
+    # One turn of the loop first: a caller whose sibling just failed (the slot it waited for
+    # was freed by that failure) is cancelled here, before its request leaves.
+    await asyncio.sleep(0)
+    task = asyncio.ensure_future(send())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_retrieve_outcome)
+        await asyncio.wait([task])
+        raise
+
+
+def _retrieve_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # the caller has gone: a failure of the request is nobody's to hear

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -84,6 +85,29 @@ async def test_retry_after_is_passed_on_exactly(
     with pytest.raises(RateLimited) as raised:
         await answer_with(refusal(429, "TooManyRequests", **headers)).get_json("/v1.0/me", "me.get")
     assert raised.value.retry_after == expected
+
+
+async def test_no_queued_request_goes_out_before_a_retry_after_has_passed() -> None:
+    sent: list[str] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        await asyncio.sleep(0.01)  # the others queue for the one slot meanwhile
+        return refusal(429, "TooManyRequests", **{"Retry-After": "30"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+        client = GraphClient(BASE, static_token, http=http, max_concurrency=1)
+        answers = await asyncio.gather(
+            *(client.get_json(f"/v1.0/me/mailFolders/{n}", "mailFolders.get") for n in range(3)),
+            return_exceptions=True,
+        )
+        later = await asyncio.gather(client.get_json("/v1.0/me", "me.get"), return_exceptions=True)
+
+    # The queued two never went out; a later call is the engine's to time, and goes.
+    assert sent == ["/v1.0/me/mailFolders/0", "/v1.0/me"]
+    for refused in [*answers, *later]:
+        assert isinstance(refused, RateLimited)
+        assert refused.retry_after == 30
 
 
 async def test_the_token_never_goes_to_another_host(

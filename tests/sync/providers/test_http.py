@@ -20,6 +20,7 @@ from sync.providers.errors import (
 from sync.providers.http import (
     BearerAuth,
     error_for_status,
+    finish_in_flight,
     gather_concurrently,
     json_object,
     parse_retry_after,
@@ -248,3 +249,38 @@ async def test_the_others_are_cancelled_on_failure() -> None:
 async def test_bugs_are_not_disguised_as_provider_errors() -> None:
     with pytest.raises(ExceptionGroup):
         await gather_concurrently([fail(KeyError("bug")), fail(TransientError("x"))])
+
+
+# -- finish_in_flight ---------------------------------------------------------------------------
+
+
+async def test_a_request_in_flight_ends_before_its_cancelled_caller_does() -> None:
+    ended = []
+
+    async def request() -> int:
+        await asyncio.sleep(0.05)
+        ended.append(True)
+        return 1
+
+    caller = asyncio.ensure_future(finish_in_flight(request))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert ended == [True]
+    assert await finish_in_flight(request) == 1
+
+
+async def test_a_caller_cancelled_before_its_request_left_never_sends_it() -> None:
+    started = []
+
+    async def request() -> int:
+        started.append(True)
+        return 1
+
+    caller = asyncio.ensure_future(finish_in_flight(request))
+    await asyncio.sleep(0)  # the caller runs up to its first turn of the loop
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert started == []
