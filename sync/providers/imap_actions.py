@@ -165,9 +165,15 @@ class ImapActionAdapter(ImapAdapter):
     async def update_draft(
         self, provider_id: str, raw: bytes, thread_provider_id: str | None
     ) -> ChangeBatch:
-        """IMAP messages cannot change: the new version is appended, then the old expunged."""
+        """IMAP messages cannot change: the new version is appended, then the old expunged.
+        Once the new one is stored the answer names it even if the old one cannot be removed
+        (an error would have the client save it again; sync shows what is left)."""
         saved = await self.create_draft(raw, thread_provider_id)
-        gone = await self.delete_draft(provider_id)
+        try:
+            gone = await self.delete_draft(provider_id)
+        except ProviderError as error:
+            logger.warning("draft saved; its old version was not removed (%s)", error.code)
+            return saved
         return replace(saved, deletions=gone.deletions)
 
     async def delete_draft(self, provider_id: str) -> ChangeBatch:
