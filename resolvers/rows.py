@@ -64,7 +64,9 @@ def by_id(columns: str, source: str, alias: str) -> str:
 
 
 MESSAGES_BY_ID = by_id(MESSAGE_COLUMNS, "messages m", "m")
-THREADS_BY_ID = by_id(THREAD_COLUMNS, "threads t", "t")
+# A thread whose first message has not arrived yet (no last_message_at) is in no list; by id
+# it is not found either, rather than half a thread.
+THREADS_BY_ID = by_id(THREAD_COLUMNS, "threads t", "t") + " AND t.last_message_at IS NOT NULL"
 FOLDERS_BY_ID = by_id(FOLDER_COLUMNS, "folders f", "f")
 FOLDERS_OF_ACCOUNTS = (
     "SELECT f.account_id, {columns} FROM folders f WHERE f.account_id IN ({ids}) "
