@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 from tortoise.expressions import F
@@ -103,17 +104,20 @@ async def handle_graph_notifications(
             external_id__in=list({n.subscription_id for n in notifications}),
         )
     }
+    rejected_per_registration: Counter[int] = Counter()
     for notification in notifications:
         registration = registrations.get(notification.subscription_id)
         if registration is None or not _client_state_matches(notification, registration):
             outcome.rejected += 1
             if registration is not None:
-                await PushRegistration.filter(id=registration.id).update(
-                    rejected_notifications=F("rejected_notifications") + 1
-                )
+                rejected_per_registration[registration.id] += 1
             continue
         await _on_lifecycle_event(registration, notification.lifecycle_event)
         outcome.accounts.add(AccountId(registration.account_id))
+    for registration_id, count in rejected_per_registration.items():  # one write per row
+        await PushRegistration.filter(id=registration_id).update(
+            rejected_notifications=F("rejected_notifications") + count
+        )
     for account_id in outcome.accounts:
         await request_sync_now(account_id)
     if outcome.rejected:

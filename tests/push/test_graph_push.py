@@ -152,12 +152,13 @@ async def test_a_wrong_client_state_is_ignored_and_counted(
         return {"value": [{**item, "clientState": client_state}]}
 
     async with push_server(tls=True) as server, server.client() as http:
-        for wrong in (notification("sub-1", "guess"), notification("sub-1", None)):
+        two_in_one = {"value": notification("sub-1", "a")["value"] * 2}
+        for wrong in (notification("sub-1", "guess"), notification("sub-1", None), two_in_one):
             assert (await http.post("/push/graph", json=wrong)).status_code == 202
 
         async def counted() -> bool:
             registration = await PushRegistration.get(account_id=account.id)
-            return registration.rejected_notifications == 2
+            return registration.rejected_notifications == 4
 
         await eventually(counted)
         unknown = notification("sub-2", secret)
