@@ -3,10 +3,11 @@
 ``POST /me/messages`` with the base64 MIME as ``text/plain`` creates the draft and answers it
 whole (201), so In-Reply-To/References and attachments stay exactly as built. Graph cannot
 PATCH a message's MIME, so replacing a draft's content creates the new draft first and then
-deletes the old one (the draft gets a new id; if that delete fails, the error is raised and the
-new draft reaches the cache with the next sync). Graph's message resource carries no
-In-Reply-To, so the cache cannot tell that a draft is a reply: a replacement that names none
-takes In-Reply-To/References from the old draft's MIME, and a reply draft stays one.
+deletes the old one (the draft gets a new id; if that delete fails, the new draft is answered
+all the same, as for IMAP, and the next sync shows what is left of the old one). Graph's
+message resource carries no In-Reply-To, so the cache cannot tell that a draft is a reply: a
+replacement that names none takes In-Reply-To/References from the old draft's MIME, and a
+reply draft stays one.
 ``POST /messages/{id}/send`` answers 202 without the sent copy: the draft leaves the cache and
 the copy comes with the next sync of Sent Items.
 """
@@ -14,13 +15,16 @@ the copy comes with the next sync of Sent Items.
 from __future__ import annotations
 
 import base64
+import logging
 from email.parser import BytesHeaderParser
 
-from sync.providers.errors import PermanentError
+from sync.providers.errors import PermanentError, ProviderError
 from sync.providers.graph_client import API_ROOT, GraphClient
 from sync.providers.graph_delta import message_path
 from sync.providers.graph_records import message_record
 from sync.providers.records import ChangeBatch
+
+logger = logging.getLogger(__name__)
 
 _REPLY_HEADERS = ("In-Reply-To", "References")
 
@@ -49,7 +53,13 @@ class GraphDrafts:
             )
             raw = _kept_reply_headers(old) + raw
         created = await self.create_draft(raw, thread_provider_id)
-        await self._client.send("DELETE", message_path(provider_id), "messages.delete")
+        try:
+            await self._client.send("DELETE", message_path(provider_id), "messages.delete")
+        except ProviderError as error:
+            # The new draft is stored: answer it (an error would have the client save it
+            # again); the next sync shows whatever is left of the old one.
+            logger.warning("draft replaced; its old version was not deleted (%s)", error.code)
+            return created
         return ChangeBatch(upserts=created.upserts, deletions=[provider_id])
 
     async def delete_draft(self, provider_id: str) -> ChangeBatch:

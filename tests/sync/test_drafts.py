@@ -372,3 +372,37 @@ async def test_drafts_refuse_bad_input_and_other_messages(
     assert gmail.emulator.stats.snapshot()["requests"].get("drafts.create", 0) == before
     assert mailbox.list_drafts().items == []
     assert (await Message.get(id=inbox_message.id)).draft is False
+
+
+async def test_graph_update_answers_the_new_draft_when_the_old_cannot_be_deleted(
+    db: Settings, graph: GraphFactory, server: LiveServer, writer_for: Any, call: Call
+) -> None:
+    writer_for(graph)
+    emulator = graph.served.emulator
+    mailbox = graph.served.new_mailbox()
+    graph.mailboxes[mailbox.address] = mailbox
+    emulator.add_message(mailbox.address, subject="Question", message_id="<g9@example.com>")
+    made = await make_owner()
+    account = await make_account(made.owner, address=mailbox.address, provider=Provider.GRAPH)
+    assert (await sync_account(account.id, graph, InProcessBus())).kind is OutcomeKind.SYNCED
+    original = await Message.get(account_id=account.id)
+    token = await make_token(made.owner, actions=SCOPES)
+    saved = await call(
+        token, CREATE, account=encode_id("Account", account.id), input={"subject": "v1"}
+    )
+    old = await cached(saved["id"])
+    assert old is not None
+    # Someone else deletes the old draft meanwhile: Graph will answer the DELETE with 404.
+    emulator.store.delete_message(emulator.user_id(mailbox.address), old.provider_id)
+
+    reply = content(subject="v2", textBody="v2", replyToId=encode_id("Message", original.id))
+    updated = await call(token, UPDATE, id=saved["id"], input=reply)
+    assert updated["draft"] == {"subject": "v2", "draft": True}, updated
+    (draft,) = emulator.store.messages(
+        emulator.user_id(mailbox.address), emulator.folder(mailbox.address, "drafts").id
+    )
+    assert message_from_bytes(draft.mime)["In-Reply-To"] == "<g9@example.com>"
+    # The cache keeps the old row until the sync says it is gone.
+    assert (await sync_account(account.id, graph, InProcessBus())).kind is OutcomeKind.SYNCED
+    assert await cached(saved["id"]) is None
+    assert (await cached(updated["id"])) is not None
