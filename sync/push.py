@@ -67,15 +67,20 @@ class PushRegistrar:
         self._lifecycle_url = public_url + GRAPH_LIFECYCLE_PATH
 
     async def __call__(self, account: Account, adapter: MailboxAdapter) -> None:
-        registration = await PushRegistration.get_or_none(account_id=account.id)
-        wanted = self._wanted(adapter)
         try:
-            if not wanted:
-                if registration is not None:
-                    await self._withdraw(registration, adapter)
-                return
-            if registration is not None and registration.renew_after > clock.now():
-                return
+            await self._keep_current(account, adapter)
+        except Exception:  # the database, or a bug: the sync that ran stays a success
+            logger.exception("account %s: push registration failed unexpectedly", account.id)
+
+    async def _keep_current(self, account: Account, adapter: MailboxAdapter) -> None:
+        registration = await PushRegistration.get_or_none(account_id=account.id)
+        if not self._wanted(adapter):
+            if registration is not None:
+                await self._withdraw(registration, adapter)
+            return
+        if registration is not None and registration.renew_after > clock.now():
+            return
+        try:
             if isinstance(adapter, GmailAdapter) and self._topic:
                 fields = await self._watch_gmail(adapter, self._topic)
             elif isinstance(adapter, GraphAdapter):
@@ -88,9 +93,6 @@ class PushRegistrar:
                 "last_error_code": error.code,
                 "renew_after": clock.now() + RETRY_AFTER_FAILURE,
             }
-        except Exception:
-            logger.exception("account %s: push registration failed unexpectedly", account.id)
-            return
         provider = Provider.GMAIL if isinstance(adapter, GmailAdapter) else Provider.GRAPH
         await PushRegistration.update_or_create(
             {"provider": provider, **fields}, account_id=account.id
