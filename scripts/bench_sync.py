@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from app.db import close_database, open_database
-from app.models import Message, SyncState
+from app.models import Account, Message, SyncState
 from app.settings import Settings
 from sync.providers.gmail import GmailAdapter
 from tests import database
@@ -121,25 +121,33 @@ async def worker_sync(base_url: str, settings: Settings, messages: int) -> tuple
         await asyncio.sleep(2)  # the worker's start-up is not part of the sync
         owner = await make_owner()
         account = await make_account(owner.owner, address=WORKER_USER)
-        started = time.perf_counter()
-        await SyncState.create(account_id=account.id)
-        while True:
-            state = await SyncState.get(account_id=account.id)
-            if state.last_success_at is not None or state.last_error_code is not None:
-                break
-            if worker.returncode is not None:
-                raise RuntimeError("the worker exited")
-            await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - started
-        if state.last_error_code is not None:
-            raise RuntimeError(f"sync failed: {state.last_error_code}")
-        synced = await Message.filter(account_id=account.id).count()
-        if synced != messages:
-            raise RuntimeError(f"synced {synced} of {messages} messages")
-        return synced / elapsed, peak_rss_mib(worker.pid)
+        return await timed_initial_sync(worker, account, messages)
     finally:
         worker.send_signal(signal.SIGTERM)
         await asyncio.wait_for(worker.wait(), timeout=30)
+
+
+async def timed_initial_sync(
+    worker: asyncio.subprocess.Process, account: Account, messages: int
+) -> tuple[float, float]:
+    """Make ``account`` due for the running ``worker``; (messages per second, peak RSS in MiB)
+    of its initial sync, timed until its SyncState records the success."""
+    started = time.perf_counter()
+    await SyncState.create(account_id=account.id)
+    while True:
+        state = await SyncState.get(account_id=account.id)
+        if state.last_success_at is not None or state.last_error_code is not None:
+            break
+        if worker.returncode is not None:
+            raise RuntimeError("the worker exited")
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    if state.last_error_code is not None:
+        raise RuntimeError(f"sync failed: {state.last_error_code}")
+    synced = await Message.filter(account_id=account.id).count()
+    if synced != messages:
+        raise RuntimeError(f"synced {synced} of {messages} messages")
+    return synced / elapsed, peak_rss_mib(worker.pid)
 
 
 async def run(messages: int, database_url: str | None) -> None:

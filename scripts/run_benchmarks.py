@@ -54,6 +54,12 @@ KNOWN = (
     ),
     Benchmark("sync", "Gmail initial sync against the emulator", ("--messages", "2000"), 150),
     Benchmark(
+        "sync_graph",
+        "Microsoft Graph initial sync against the emulator",
+        ("--messages", "2000"),
+        150,
+    ),
+    Benchmark(
         "imap",
         "IMAP initial sync and new mail (IDLE) on a real Dovecot",
         ("--messages", "3000", "--idle-messages", "30"),

@@ -44,7 +44,7 @@ from emulators.graph_store import GraphStore
 from emulators.graph_testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_REDIRECT_URI
 from sync.providers.graph_records import CATEGORY_PREFIX
 from tests.factories import make_account
-from tests.sync.harness import CacheSnapshot
+from tests.sync.harness import CacheSnapshot, wait_until_serving
 
 ROOT_FOLDER = "msgfolderroot"
 
@@ -195,10 +195,14 @@ class RemoteGraph:
     tenant_id: str
     ca_path: Path
 
+    def context(self) -> ssl.SSLContext:
+        """An SSL context that trusts the emulator's CA alone."""
+        return _trusting(self.ca_path)
+
     def control(self, timeout: float = 600) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=f"{self.base_url}/_emulator",
-            verify=_trusting(self.ca_path),
+            verify=self.context(),
             trust_env=False,
             timeout=timeout,
         )
@@ -216,21 +220,17 @@ def graph_emulator_process(tls_dir: Path) -> Iterator[RemoteGraph]:
         remote = RemoteGraph(
             announced["base_url"], announced["tenant_id"], Path(announced["ca_path"])
         )
-        deadline = time.monotonic() + 30
         app = {
             "clientId": TEST_CLIENT_ID,
             "clientSecret": TEST_CLIENT_SECRET,
             "redirectUris": [TEST_REDIRECT_URI],
         }
-        while True:
-            try:
-                with httpx.Client(verify=_trusting(remote.ca_path), trust_env=False) as http:
-                    http.post(f"{remote.base_url}/_emulator/apps", json=app).raise_for_status()
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+
+        def register_app() -> None:
+            with httpx.Client(verify=remote.context(), trust_env=False) as http:
+                http.post(f"{remote.base_url}/_emulator/apps", json=app).raise_for_status()
+
+        wait_until_serving(register_app)
         yield remote
     finally:
         process.terminate()

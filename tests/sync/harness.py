@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -292,21 +292,26 @@ def emulator_process(user: str, *, messages: int, seed: int = 0) -> Iterator[str
         assert process.stdout is not None
         json.loads(process.stdout.readline())  # printed once the corpus is loaded
         base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(base_url + "/_emulator/stats").raise_for_status()
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_until_serving(lambda: httpx.get(base_url + "/_emulator/stats").raise_for_status())
         yield base_url
     finally:
         process.terminate()
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def wait_until_serving(probe: Callable[[], object], *, seconds: float = 30) -> None:
+    """Call ``probe`` (a request to a server starting in another process) until it connects."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            probe()
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def emulator_token(base_url: str, user: str) -> str:
