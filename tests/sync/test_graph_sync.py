@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -128,6 +129,8 @@ class RandomChanges:
         self.rng = rng
         self.names = itertools.count(1)
         self.moved: set[str] = set()
+        self.rounds = 0
+        self.folder_changes: Counter[str] = Counter()
         self.custom = [self.emulator.create_folder(oid, "Projects").id]
 
     def ids(self) -> list[str]:
@@ -180,22 +183,31 @@ class RandomChanges:
         self.change_folders()
 
     def change_folders(self) -> None:
-        roll = self.rng.random()
-        if roll < 0.35:
+        """One folder created (and used at once), renamed or deleted, or none. The first three
+        rounds do one of each, so that every seed covers them; later rounds draw."""
+        self.rounds += 1
+        if self.rounds <= 3:
+            kind = ("create", "rename", "delete")[self.rounds - 1]
+        else:
+            kind = self.rng.choice(["create", "rename", "delete", "none"])
+        if kind == "delete" and len(self.custom) < 2:
+            kind = "create"  # "Projects" stays, so that later moves always have a custom folder
+        if kind == "create":
             parent = self.rng.choice([None, "inbox", *self.custom])
             folder = self.emulator.create_folder(self.oid, f"Folder {next(self.names)}", parent)
             self.custom.append(folder.id)
             for message_id in self.rng.sample(self.ids(), min(3, len(self.ids()))):
-                self.emulator.move_message(self.oid, message_id, folder.id)  # used at once
+                self.emulator.move_message(self.oid, message_id, folder.id)
                 self.moved.add(message_id)
-        elif roll < 0.55 and self.custom:
+        elif kind == "rename":
             folder_id = self.rng.choice(self.custom)
             self.emulator.rename_folder(self.oid, folder_id, f"Renamed {next(self.names)}")
-        elif roll < 0.7 and len(self.custom) > 1:
+        elif kind == "delete":
             # Its mail and its subfolders go with it.
             self.emulator.delete_folder(self.oid, self.rng.choice(self.custom[1:]))
             existing = {f.id for f in self.emulator.folders(self.oid)}
             self.custom = [f for f in self.custom if f in existing]
+        self.folder_changes[kind] += 1
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -227,6 +239,7 @@ async def test_random_changes_end_with_the_cache_equal_to_the_mailbox(
             }
             moved_and_kept += len(changes.moved & before.keys() & after.keys())
         assert moved_and_kept > 0
+        assert {"create", "rename", "delete"} <= changes.folder_changes.keys()
     except AssertionError as failure:
         raise AssertionError(f"random changes with seed {seed}: {failure}") from failure
 
