@@ -25,10 +25,10 @@ from app.events import InProcessBus
 from app.models import Account, Attachment, Message, SyncState
 from app.services.message_content import register_content_fetcher
 from app.settings import Settings
-from app.types import AccountId, Action, Provider
+from app.types import Action, Provider
 from resolvers.ids import encode_id
+from sync.content import AdapterFetcher
 from sync.engine import OutcomeKind, sync_account
-from sync.providers.records import AttachmentRecord, MessageContent
 from tests.factories import make_account, make_owner, make_token
 from tests.subscriptions.conftest import LiveServer, LiveServerFactory, gql_subscription
 from tests.subscriptions.conftest import live_server as live_server
@@ -58,28 +58,6 @@ PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4
 async def server(live_server: LiveServerFactory) -> AsyncIterator[LiveServer]:
     async with live_server(**LIMITS) as served:
         yield served
-
-
-class AdapterFetcher:
-    """A ``ContentFetcher`` over the test's adapters (attachment bytes only)."""
-
-    def __init__(self, factory: Any) -> None:
-        self.factory = factory
-
-    async def fetch_content(
-        self, account_id: AccountId, provider_message_id: str
-    ) -> MessageContent:
-        raise AssertionError("not used here")
-
-    async def fetch_attachment(
-        self, account_id: AccountId, provider_message_id: str, attachment: AttachmentRecord
-    ) -> bytes:
-        adapter = await self.factory(await Account.get(id=account_id))
-        try:
-            data: bytes = await adapter.fetch_attachment(provider_message_id, attachment)
-            return data
-        finally:
-            await adapter.aclose()
 
 
 @pytest.fixture
