@@ -3,7 +3,9 @@ both run it: one function, so the two cannot drift apart.
 
     run_worker: the leasing loop of ``sync.jobs`` running ``sync.engine``'s per-account state
                 machine, and beside it the IDLE watchers of the IMAP accounts it syncs
-                (``sync.idle_watchers``): new mail makes the account due and wakes the loop.
+                (``sync.idle_watchers``): new mail makes the account due and wakes the loop;
+                after each caught-up run, the account's Gmail watch or Graph subscription is
+                kept current (``sync.push``).
 
 Which worker watches an account (``sync.idle_claims``): with PostgreSQL, an advisory lock per
 account held by the worker that synced it first; with SQLite, the only worker. The process
@@ -21,6 +23,7 @@ from sync.engine import AdapterFactory, scheduled_sync
 from sync.idle_claims import AdvisoryClaims, LocalClaims, WatchClaims
 from sync.idle_watchers import IdleWatchers
 from sync.jobs import DEFAULT_CONCURRENCY, run_jobs
+from sync.push import PushRegistrar
 
 
 async def run_worker(
@@ -45,6 +48,7 @@ async def run_worker(
         watchers.open_adapter,
         events or InProcessBus(),
         default_interval_seconds=settings.sync_interval_seconds,
+        after_sync=PushRegistrar(settings),
     )
     async with watchers.running(stop_event):
         await run_jobs(

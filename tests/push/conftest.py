@@ -35,10 +35,8 @@ from emulators.graph_testing import ServedEmulator
 from emulators.runner import free_port
 from resolvers.context import Services
 from resolvers.ids import encode_id
-from sync.engine import scheduled_sync
-from sync.jobs import run_jobs
-from sync.push import PushRegistrar
 from sync.sessions import AdapterFactory
+from sync.worker_loop import run_worker
 from tests.connect.conftest import (  # noqa: F401 - fixtures
     ServedGoogle,
     connect_app,
@@ -142,18 +140,15 @@ def push_server(
 
 @asynccontextmanager
 async def running_worker(server: PushServer, *accounts: Account) -> AsyncIterator[None]:
-    """The job loop syncing only ``accounts`` (others are parked) until the block ends."""
+    """The production worker loop (``sync.worker_loop.run_worker``, as ``inbox-api worker``
+    and ``serve`` run it) syncing only ``accounts`` (others are parked) until the block ends."""
     await park_other_accounts(*(account.id for account in accounts))
     adapters = AdapterFactory(server.settings, server.services.events)
-    runner = scheduled_sync(
-        adapters.open_adapter,
-        server.services.events,
-        default_interval_seconds=server.settings.sync_interval_seconds,
-        after_sync=PushRegistrar(server.settings),
-    )
     stop = asyncio.Event()
     worker = asyncio.create_task(
-        run_jobs(server.settings, runner, stop_event=stop, idle_seconds=0.1)
+        run_worker(
+            server.settings, adapters.open_adapter, stop_event=stop, events=server.services.events
+        )
     )
     try:
         yield
