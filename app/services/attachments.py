@@ -8,8 +8,9 @@ provider); the cache keeps attachment metadata only.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from app.auth.principal import Principal
 from app.models import Attachment
@@ -35,6 +36,23 @@ class AttachmentDownload:
     chunks: AsyncIterator[bytes]
 
 
+RECORD_FIELDS = (
+    "filename",
+    "content_type",
+    "size",
+    "provider_attachment_id",
+    "part_id",
+    "content_id",
+    "inline",
+)
+"""The columns of a cached attachment that a provider needs to find its bytes."""
+
+
+def attachment_record(row: Mapping[str, Any]) -> AttachmentRecord:
+    """The ``AttachmentRecord`` of a row read with ``.values(*RECORD_FIELDS, ...)``."""
+    return AttachmentRecord(**{name: row[name] for name in RECORD_FIELDS})
+
+
 async def _chunked(data: AttachmentBytes) -> AsyncIterator[bytes]:
     if isinstance(data, bytes):
         for start in range(0, len(data), CHUNK_SIZE):
@@ -50,13 +68,7 @@ async def open_attachment(principal: Principal, attachment_id: int) -> Attachmen
         await Attachment.filter(id=attachment_id, message__account__owner_id=principal.owner_id)
         .limit(1)
         .values(
-            "filename",
-            "content_type",
-            "size",
-            "provider_attachment_id",
-            "part_id",
-            "content_id",
-            "inline",
+            *RECORD_FIELDS,
             account_id="message__account_id",
             provider_message_id="message__provider_id",
         )
@@ -67,18 +79,9 @@ async def open_attachment(principal: Principal, attachment_id: int) -> Attachmen
     fetcher = content_fetcher()
     if fetcher is None:
         raise ContentUnavailable("Attachment bytes cannot be fetched from the provider yet.")
-    record = AttachmentRecord(
-        filename=row["filename"],
-        content_type=row["content_type"],
-        size=row["size"],
-        provider_attachment_id=row["provider_attachment_id"],
-        part_id=row["part_id"],
-        content_id=row["content_id"],
-        inline=row["inline"],
-    )
     try:
         data = await fetcher.fetch_attachment(
-            AccountId(row["account_id"]), row["provider_message_id"], record
+            AccountId(row["account_id"]), row["provider_message_id"], attachment_record(row)
         )
     except Exception as error:
         code = str(getattr(error, "code", type(error).__name__))

@@ -18,15 +18,16 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from app.models import Attachment
+from app.services.attachments import RECORD_FIELDS, attachment_record
 from app.services.compose import AttachmentPart, TooLarge
 from app.services.errors import InvalidInput
 from app.services.message_actions import ActionFailed
 from app.services.message_content import content_fetcher
 from app.settings import Settings
 from app.types import AccountId
-from sync.providers.records import AttachmentRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +64,7 @@ async def _resolve(
             item.filename, item.content_type, _decoded(item.content_base64, limit, field)
         )
     rows = await Attachment.filter(id=item.attachment_id, message__account_id=account_id).values(
-        "filename",
-        "content_type",
-        "size",
-        "provider_attachment_id",
-        "part_id",
-        "content_id",
-        "inline",
-        provider_message_id="message__provider_id",
+        *RECORD_FIELDS, provider_message_id="message__provider_id"
     )
     if not rows:
         raise InvalidInput("attachment not found in this account", field=f"{field}.attachmentId")
@@ -97,23 +91,16 @@ def _decoded(text: str, limit: int, field: str) -> bytes:
     return content
 
 
-async def _fetched(account_id: AccountId, row: dict[str, object], limit: int, field: str) -> bytes:
+async def _fetched(account_id: AccountId, row: dict[str, Any], limit: int, field: str) -> bytes:
     fetcher = content_fetcher()
     if fetcher is None:
         raise ActionFailed(
             "attachments cannot be fetched from providers", provider_code="NO_FETCHER"
         )
-    record = AttachmentRecord(
-        filename=str(row["filename"]),
-        content_type=str(row["content_type"]),
-        size=int(str(row["size"])),
-        provider_attachment_id=_optional(row["provider_attachment_id"]),
-        part_id=_optional(row["part_id"]),
-        content_id=_optional(row["content_id"]),
-        inline=bool(row["inline"]),
-    )
     try:
-        data = await fetcher.fetch_attachment(account_id, str(row["provider_message_id"]), record)
+        data = await fetcher.fetch_attachment(
+            account_id, row["provider_message_id"], attachment_record(row)
+        )
         if isinstance(data, bytes):
             content = data
         else:
@@ -131,7 +118,3 @@ async def _fetched(account_id: AccountId, row: dict[str, object], limit: int, fi
     if len(content) > limit:
         raise TooLarge(f"at most {limit} bytes per attachment", field=f"{field}.attachmentId")
     return content
-
-
-def _optional(value: object) -> str | None:
-    return None if value is None else str(value)
