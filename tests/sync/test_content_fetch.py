@@ -23,17 +23,11 @@ from sync.content import AdapterFetcher
 from sync.engine import OutcomeKind, sync_account
 from tests.conftest import GraphQLCall
 from tests.factories import make_account, make_owner, make_token
-from tests.sync.harness import EmulatedGmail, served_gmail
+from tests.sync.harness import EmulatedGmail
 
 READ = """query($id: ID!) { message(id: $id) {
   bodySource bodyUnavailableReason textBody attachments { filename size downloadUrl } } }"""
 REPORT = b"%PDF-1.4 quarterly figures\n" * 40
-
-
-@pytest.fixture(scope="module")
-def gmail() -> Iterator[EmulatedGmail]:
-    with served_gmail() as served:
-        yield served
 
 
 @pytest.fixture

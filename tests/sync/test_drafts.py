@@ -24,15 +24,14 @@ from app.services.message_actions import register_message_writer
 from app.services.send import reset_rate_limits
 from app.settings import Settings
 from app.types import Action, Provider
-from emulators.graph_testing import ServedEmulator, serve_for_tests
 from resolvers.ids import decode_typed, encode_id
 from sync.actions import AdapterWriter
 from sync.engine import OutcomeKind, sync_account
 from tests.factories import make_account, make_owner, make_token
 from tests.subscriptions.conftest import LiveServer, LiveServerFactory, gql_subscription
 from tests.subscriptions.conftest import live_server as live_server
-from tests.sync.harness import EmulatedGmail, served_gmail
-from tests.sync.test_message_actions import GraphFactory
+from tests.sync.emulated_graph import GraphFactory
+from tests.sync.harness import EmulatedGmail
 
 DRAFT_FIELDS = "__typename ... on DraftSaved { id draft { subject draft } } " + (
     "... on MutationError { code message field }"
@@ -52,26 +51,6 @@ SCOPES = {Action.MESSAGES_DRAFTS, Action.MESSAGES_SEND, Action.MESSAGES_METADATA
 
 Call = Callable[..., Awaitable[dict[str, Any]]]
 NextEvent = Callable[[], Awaitable[dict[str, Any]]]
-
-
-@pytest.fixture(scope="module")
-def gmail() -> Iterator[EmulatedGmail]:
-    with served_gmail() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def microsoft(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedEmulator]:
-    with serve_for_tests(tmp_path_factory.mktemp("drafts-tls")) as served:
-        yield served
-
-
-@pytest.fixture
-async def graph(microsoft: ServedEmulator) -> AsyncIterator[GraphFactory]:
-    async with httpx.AsyncClient(
-        verify=microsoft.tls.client_context(), trust_env=False, timeout=10
-    ) as http:
-        yield GraphFactory(microsoft, http)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,17 +33,10 @@ from tests.sync.harness import (
     mailbox_truth,
     park_other_accounts,
     remote_mailbox_truth,
-    served_gmail,
     thread_counts,
 )
 
 MODIFIABLE = ("STARRED", "UNREAD", "IMPORTANT", "INBOX", "CATEGORY_PERSONAL")
-
-
-@pytest.fixture(scope="module")
-def gmail() -> Iterator[EmulatedGmail]:
-    with served_gmail() as served:
-        yield served
 
 
 async def account_for(mailbox: Mailbox, **overrides: object) -> Account:

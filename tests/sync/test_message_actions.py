@@ -7,10 +7,9 @@ A provider failure answers ``ActionFailed`` and leaves the cache as it was.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from app.events import InProcessBus
@@ -25,52 +24,14 @@ from app.services.message_actions import (
 from app.settings import Settings
 from app.types import Action, Provider
 from emulators.gmail_faults import FaultKind
-from emulators.graph_testing import EmulatedMailbox, ServedEmulator, serve_for_tests
 from resolvers.ids import encode_id
 from sync.actions import AdapterWriter
 from sync.engine import OutcomeKind, sync_account
 from sync.providers.actions import ActionKind
-from sync.providers.adapter import MailboxAdapter
-from sync.providers.graph import GraphAdapter
 from tests.conftest import GraphQLCall
 from tests.factories import make_account, make_owner, make_token
-from tests.sync.harness import EmulatedGmail, served_gmail
-
-
-@pytest.fixture(scope="module")
-def gmail() -> Iterator[EmulatedGmail]:
-    with served_gmail() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def microsoft(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedEmulator]:
-    with serve_for_tests(tmp_path_factory.mktemp("actions-tls")) as served:
-        yield served
-
-
-class GraphFactory:
-    """Graph adapters over https for the mailboxes the test made."""
-
-    def __init__(self, served: ServedEmulator, http: httpx.AsyncClient) -> None:
-        self.served, self.http = served, http
-        self.mailboxes: dict[str, EmulatedMailbox] = {}
-
-    async def __call__(self, account: Account) -> MailboxAdapter:
-        mailbox = self.mailboxes[account.address]
-
-        async def tokens(force_refresh: bool) -> str:
-            return self.served.token_for(mailbox.oid) if force_refresh else mailbox.token
-
-        return GraphAdapter(self.served.running.base_url, tokens, http=self.http)
-
-
-@pytest.fixture
-async def graph(microsoft: ServedEmulator) -> AsyncIterator[GraphFactory]:
-    async with httpx.AsyncClient(
-        verify=microsoft.tls.client_context(), trust_env=False, timeout=10
-    ) as http:
-        yield GraphFactory(microsoft, http)
+from tests.sync.emulated_graph import GraphFactory
+from tests.sync.harness import EmulatedGmail
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ failure is a typed error, and the per-account rate limit holds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from email import message_from_bytes
 from typing import Any
 
-import httpx
 import pytest
 
 from app.events import InProcessBus
@@ -22,14 +21,13 @@ from app.services.send import reset_rate_limits
 from app.settings import Settings
 from app.types import Action, Provider
 from emulators.gmail_faults import FaultKind
-from emulators.graph_testing import ServedEmulator, serve_for_tests
 from resolvers.ids import encode_id
 from sync.actions import AdapterWriter
 from sync.engine import sync_account
 from tests.conftest import GraphQLCall
 from tests.factories import make_account, make_owner, make_token
-from tests.sync.harness import EmulatedGmail, served_gmail
-from tests.sync.test_message_actions import GraphFactory
+from tests.sync.emulated_graph import GraphFactory
+from tests.sync.harness import EmulatedGmail
 
 SEND = """
 mutation($input: SendMessageInput!) {
@@ -40,26 +38,6 @@ mutation($input: SendMessageInput!) {
   }
 }
 """
-
-
-@pytest.fixture(scope="module")
-def gmail() -> Iterator[EmulatedGmail]:
-    with served_gmail() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def microsoft(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedEmulator]:
-    with serve_for_tests(tmp_path_factory.mktemp("send-tls")) as served:
-        yield served
-
-
-@pytest.fixture
-async def graph(microsoft: ServedEmulator) -> AsyncIterator[GraphFactory]:
-    async with httpx.AsyncClient(
-        verify=microsoft.tls.client_context(), trust_env=False, timeout=10
-    ) as http:
-        yield GraphFactory(microsoft, http)
 
 
 @pytest.fixture

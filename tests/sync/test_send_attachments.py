@@ -32,14 +32,11 @@ from sync.engine import OutcomeKind, sync_account
 from tests.factories import make_account, make_owner, make_token
 from tests.subscriptions.conftest import LiveServer, LiveServerFactory, gql_subscription
 from tests.subscriptions.conftest import live_server as live_server
+from tests.sync.emulated_graph import GraphFactory
 from tests.sync.harness import EmulatedGmail
 from tests.sync.test_drafts import CREATE, EVENTS, Call
 from tests.sync.test_drafts import call as call
-from tests.sync.test_drafts import gmail as gmail
-from tests.sync.test_drafts import graph as graph
-from tests.sync.test_drafts import microsoft as microsoft
 from tests.sync.test_drafts import writer_for as writer_for
-from tests.sync.test_message_actions import GraphFactory
 
 SEND = """mutation($input: SendMessageInput!) { sendMessage(input: $input) {
   __typename
