@@ -155,7 +155,7 @@ class MailboxThrottle:
         with self._lock:
             self._log.clear()
             self._max_seen.clear()
-            self._early = self._throttled_count = 0
+            self._early_count = self._throttled_count = 0
 
     def _take_fault(self, mailbox: str, key: tuple[str, str], now: float) -> None:
         for fault in self._faults:

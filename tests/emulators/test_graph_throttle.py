@@ -88,6 +88,8 @@ def test_a_client_that_ignores_retry_after_is_refused_and_logged_as_early(
     assert (impatient.status_code, impatient.headers["Retry-After"]) == (429, "20")
     assert [r["early"] for r in requests_to(served, mailbox)] == [False, True]
     assert served.emulator.stats()["earlyRequests"] >= 1
+    served.emulator.reset_stats()
+    assert served.emulator.stats()["earlyRequests"] == 0
 
 
 def test_an_injected_503_passes_after_count_requests(
