@@ -17,7 +17,6 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -26,6 +25,7 @@ from app.settings import Settings
 from app.types import Action
 from resolvers.accounts import AccountMutation, AccountQueries
 from resolvers.compiled.executor import CompiledExecutor
+from resolvers.compiled.validation import TextValidationCache
 from resolvers.connect import ConnectMutation
 from resolvers.connect_imap import ConnectImapMutation
 from resolvers.context import Context
@@ -101,7 +101,7 @@ def build_schema(
     settings: Settings, *, extra_extensions: Sequence[Callable[[], SchemaExtension]] = ()
 ) -> strawberry.Schema:
     """The schema with its limits. Extensions are factories: each request gets fresh ones
-    (Strawberry's parser and validation caches are module-level, so they are shared)."""
+    (the parser and validation caches are module-level, so they are shared)."""
     # The depth and alias rules are classes built once, here: Strawberry's limiter extensions
     # build new ones per instance, so every request missed the validation cache (its key holds
     # the rules) and paid for a class, which a subscription keeps for its whole life.
@@ -111,7 +111,7 @@ def build_schema(
     ]
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
+        lambda: TextValidationCache(maxsize=512),
         lambda: AddValidationRules(limits),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         CodedErrors,
