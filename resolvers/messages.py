@@ -254,7 +254,10 @@ def encode_cursor_of(node: Message) -> str:
 async def build_messages(info: strawberry.Info[Context, None], rows: list[Row]) -> list[Message]:
     """Messages from rows, with their accounts' folders loaded first (one batched query)."""
     accounts = list({row[3] for row in rows})
-    maps = await asyncio.gather(*(folders.folders_by_provider_id(info, a) for a in accounts))
+    if len(accounts) == 1:  # one parent's messages: awaited here, without a task for a gather
+        maps = [await folders.folders_by_provider_id(info, accounts[0])]
+    else:
+        maps = await asyncio.gather(*(folders.folders_by_provider_id(info, a) for a in accounts))
     by_account = dict(zip(accounts, maps, strict=True))
     return [Message.from_row(row, by_account[row[3]]) for row in rows]
 
