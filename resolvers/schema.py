@@ -25,6 +25,7 @@ from app.settings import Settings
 from app.types import Action
 from resolvers.accounts import AccountMutation, AccountQueries
 from resolvers.compiled.executor import CompiledExecutor
+from resolvers.compiled.names import CachedNameConverter
 from resolvers.compiled.validation import TextValidationCache
 from resolvers.connect import ConnectMutation
 from resolvers.connect_imap import ConnectImapMutation
@@ -121,7 +122,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, name_converter=CachedNameConverter()),
         extensions=extensions,
         # Query operations run from compiled plans when they can (resolvers.compiled).
         execution_context_class=CompiledExecutor,
