@@ -18,7 +18,9 @@ Messages are fetched through the batch endpoint (``get_messages``, up to 50 per 
 second as concurrent single calls (figures in ``sync.providers.gmail``). Inner calls are
 authenticated by the outer request, so an inner 401 cannot reach ``BearerAuth``'s flow; it calls
 ``BearerAuth.after_rejection`` itself. Failed inner calls are sent again, once by default, in one
-smaller batch; nothing else is retried and nothing sleeps: the engine owns backoff.
+smaller batch; nothing else is retried and nothing sleeps: the engine owns backoff. A call
+whose request has left runs to its end even when its caller is cancelled (``finish_in_flight``:
+httpcore leaks the socket of a TLS handshake cancelled half-way).
 
 Never logs; errors carry the Gmail method and status, never a token or a response body.
 """
@@ -29,6 +31,7 @@ import asyncio
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -47,6 +50,7 @@ from sync.providers.http import (
     DEFAULT_TIMEOUT,
     BearerAuth,
     error_for_status,
+    finish_in_flight,
     gravest_error,
     json_object,
     transport_errors,
@@ -104,7 +108,9 @@ class GmailClient:
         """GET ``/gmail/v1/users/me`` + ``path``; ``what`` names the Gmail method in errors."""
         async with self._slots:
             with transport_errors(what):
-                response = await self._http.get(self._api + path, params=params, auth=self._auth)
+                response = await finish_in_flight(
+                    partial(self._http.get, self._api + path, params=params, auth=self._auth)
+                )
             if response.status_code >= 400:
                 raise self._error(response, what)
             return json_object(response, what)
@@ -116,8 +122,14 @@ class GmailClient:
         answer, or None when Gmail answers without a body (204). Never retried here."""
         async with self._slots:
             with transport_errors(what):
-                response = await self._http.request(
-                    http_method, self._api + path, json=body, auth=self._auth
+                response = await finish_in_flight(
+                    partial(
+                        self._http.request,
+                        http_method,
+                        self._api + path,
+                        json=body,
+                        auth=self._auth,
+                    )
                 )
             if response.status_code >= 400:
                 raise self._error(response, what)
@@ -168,11 +180,14 @@ class GmailClient:
         boundary = new_boundary()
         async with self._slots:
             with transport_errors("batch"):
-                response = await self._http.post(
-                    self._batch_url,
-                    content=encode_batch(targets, boundary),
-                    headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
-                    auth=self._auth,
+                response = await finish_in_flight(
+                    partial(
+                        self._http.post,
+                        self._batch_url,
+                        content=encode_batch(targets, boundary),
+                        headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
+                        auth=self._auth,
+                    )
                 )
         if response.status_code >= 400:
             raise self._error(response, "batch")

@@ -37,6 +37,7 @@ from sync.providers.errors import (
     TransientError,
 )
 from sync.providers.gmail import GmailAdapter
+from sync.providers.gmail_client import GmailClient
 from sync.providers.records import ChangeBatch, MessageRecord
 
 ME = "alice@example.com"
@@ -533,6 +534,26 @@ async def test_server_errors_and_timeouts_are_transient(env: Env) -> None:
             await adapter.full_sync_page(None, with_content=False)
         await adapter.aclose()  # leaves open a client it did not create
         assert not http.is_closed
+
+
+async def test_a_cancelled_call_lets_its_request_finish_first(env: Env) -> None:
+    # httpcore leaks the socket of a TLS handshake cancelled half-way, so a request that has
+    # left runs to its answer before the cancelled caller goes (sync.providers.http).
+    await env.adapter.list_folders()  # the token is fetched and the connection open
+    client = GmailClient(env.base_url, env.tokens)
+    served = env.emulator.faults.served
+    env.emulator.faults.inject("latency", delay=0.5, method="getProfile")
+    caller = asyncio.ensure_future(client.get("/profile", "getProfile"))
+    for _ in range(500):  # until the emulator took the request (it has left), 5 s at most
+        if env.emulator.faults.served > served:
+            break
+        await asyncio.sleep(0.01)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert env.emulator.stats.calls("getProfile") == 1  # answered before the caller ended
+    assert await client.get("/profile", "getProfile") != {}  # the client still works
+    await client.aclose()
 
 
 async def test_one_failed_inner_call_is_retried_once(env: Env) -> None:
