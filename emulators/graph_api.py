@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from emulators.graph_batch import batch_route
 from emulators.graph_compose import (
     DRAFT_PROPERTIES,
     IMPORTANCES,
@@ -200,6 +201,7 @@ class GraphApi:
             ("/v1.0/subscriptions/{subscription}", "DELETE", self.delete_subscription),
         ):
             routes.append(Route(path, self._endpoint(handler, READ), methods=[method]))
+        routes.append(batch_route())
         return routes
 
     # -- the pipeline every request goes through ----------------------------------------------
