@@ -534,3 +534,54 @@ async def test_a_big_mailbox_never_sees_more_than_four_concurrent_requests(
     requests = [r for r in stats["requests"] if r["mailbox"] == mailbox.oid]
     assert {r["status"] for r in requests} == {200}
     assert record_view(cache) == expected_messages(served, mailbox)
+
+
+async def test_attachment_lists_come_twenty_to_a_json_batch(
+    served: ServedEmulator, mailbox: EmulatedMailbox
+) -> None:
+    fill_mailbox(served, mailbox, random.Random(17), 170)  # 43 messages with an attachment
+    sent: list[httpx.Request] = []
+
+    async def remember(request: httpx.Request) -> None:
+        sent.append(request)
+
+    cache = Cache()
+    async with graph_adapter(
+        served, mailbox, page_size=200, event_hooks={"request": [remember]}
+    ) as adapter:
+        await full_sync(adapter, cache, with_content=True)
+
+    assert record_view(cache) == expected_messages(served, mailbox)
+    assert sum(len(r.attachments) for r in cache.messages.values()) == 43
+    assert not [r for r in sent if r.url.path.endswith("/attachments")]
+    batches = [r for r in sent if r.url.path == "/v1.0/$batch"]
+    assert len(batches) < 43 / 20 + len({r.label_ids for r in cache.messages.values()})
+    listed = [r for r in requests_to(served, mailbox) if r["path"].endswith("/attachments")]
+    assert len(listed) == 43
+
+
+async def test_a_429_inside_a_batch_raises_rate_limited_with_its_retry_after(
+    served: ServedEmulator, mailbox: EmulatedMailbox
+) -> None:
+    message = served.emulator.add_message(
+        mailbox.oid,
+        subject="with a file",
+        text="see file",
+        attachments=[Attachment("a.txt", "text/plain", b"a")],
+    )
+
+    async def throttle_the_batch(request: httpx.Request) -> None:
+        if request.url.path == "/v1.0/$batch":
+            served.emulator.inject_fault(429, count=1, retry_after=9, user_ref=mailbox.oid)
+
+    async with graph_adapter(
+        served, mailbox, event_hooks={"request": [throttle_the_batch]}
+    ) as adapter:
+        with pytest.raises(RateLimited) as raised:
+            await full_sync(adapter, Cache(), with_content=True)
+    clock.advance(9)  # the engine's wait, without sleeping
+    cache = Cache()
+    async with graph_adapter(served, mailbox) as adapter:
+        await full_sync(adapter, cache, with_content=True)
+    assert raised.value.retry_after == 9.0
+    assert [a.filename for a in cache.messages[message.immutable_id].attachments] == ["a.txt"]
