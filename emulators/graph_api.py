@@ -201,7 +201,7 @@ class GraphApi:
             ("/v1.0/subscriptions/{subscription}", "DELETE", self.delete_subscription),
         ):
             routes.append(Route(path, self._endpoint(handler, READ), methods=[method]))
-        routes.append(batch_route())
+        routes.append(batch_route(self.authenticate))
         return routes
 
     # -- the pipeline every request goes through ----------------------------------------------
@@ -231,7 +231,8 @@ class GraphApi:
 
         return endpoint
 
-    def _call(self, request: Request, scopes: frozenset[str]) -> Call:
+    def authenticate(self, request: Request) -> AccessTokenInfo:
+        """The request's valid access token, or Graph's 401."""
         header = request.headers.get("authorization", "")
         scheme, _, bearer = header.partition(" ")
         if scheme.lower() != "bearer" or not bearer.strip():
@@ -250,6 +251,10 @@ class GraphApi:
                 str(error),
                 {"WWW-Authenticate": WWW_AUTHENTICATE},
             ) from None
+        return token
+
+    def _call(self, request: Request, scopes: frozenset[str]) -> Call:
+        token = self.authenticate(request)
         user_ref = request.path_params.get("user")
         others_mailbox = user_ref not in (None, token.oid) and (
             self.store.user_by_address(str(user_ref)) != token.oid

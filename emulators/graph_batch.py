@@ -5,9 +5,11 @@ relative to the version (``/me/messages/ID/attachments``). The answer is always 
 ``{"responses": [{"id", "status", "headers", "body"}, ...]}``: each inner request has its own
 status, so one batch can hold a 200, a 404 and a 429 with its own ``Retry-After`` header.
 
-Each inner request runs through the ordinary ``/v1.0`` routes in process, with the outer
-Authorization header, so it is authenticated, scoped, throttled and counted against the
-mailbox's 4 concurrent requests exactly like a direct call. As Microsoft documents, Graph
+The outer request must carry a valid token (else the whole batch is a 401, so a client's
+refresh-on-401 works as for a single call). Each inner request runs through the ordinary
+``/v1.0`` routes in process, with the outer Authorization header, so it is authenticated,
+scoped, throttled and counted against the mailbox's 4 concurrent requests exactly like a
+direct call. As Microsoft documents, Graph
 dispatches up to four inner requests of a batch at once; a client that keeps other requests to
 the same mailbox in flight meanwhile gets MailboxConcurrency 429s inside the batch. Responses
 come back in completion order, not request order: clients must match them by ``id``.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -33,15 +36,21 @@ CONCURRENT_INNER_REQUESTS = 4
 _INHERITED_HEADERS = ("authorization", "client-request-id")
 
 
-def batch_route() -> Route:
-    return Route(BATCH_PATH, _batch, methods=["POST"])
+def batch_route(authenticate: Callable[[Request], object]) -> Route:
+    """The route; ``authenticate`` raises Graph's 401 for the outer request's token."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            authenticate(request)
+            inner = _inner_requests(await _json_body(request))
+        except GraphError as refusal:
+            return refusal.to_response(request)
+        return await _batch(request, inner)
+
+    return Route(BATCH_PATH, endpoint, methods=["POST"])
 
 
-async def _batch(request: Request) -> Response:
-    try:
-        inner = _inner_requests(await _json_body(request))
-    except GraphError as refusal:
-        return refusal.to_response(request)
+async def _batch(request: Request, inner: list[dict[str, Any]]) -> Response:
     inherited = {k: v for k in _INHERITED_HEADERS if (v := request.headers.get(k)) is not None}
     slots = asyncio.Semaphore(CONCURRENT_INNER_REQUESTS)
     responses: list[dict[str, Any]] = []

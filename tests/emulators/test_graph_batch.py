@@ -76,11 +76,14 @@ def test_inner_requests_count_against_the_mailbox_concurrency(
     assert served.emulator.stats()["maxConcurrent"][mailbox.oid] == 4
 
 
-def test_an_inner_request_is_authenticated_with_the_outer_token(served: ServedEmulator) -> None:
+def test_a_batch_with_a_bad_token_is_refused_whole(served: ServedEmulator) -> None:
     with served.graph_client("not-a-token") as stranger:
-        answers = batch(stranger, ["/me/mailFolders/inbox"])
+        answer = stranger.post(
+            "$batch", json={"requests": [{"id": "1", "method": "GET", "url": "/me"}]}
+        )
 
-    assert answers["0"]["status"] == 401
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "InvalidAuthenticationToken"
 
 
 @pytest.mark.parametrize(

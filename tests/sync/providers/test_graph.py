@@ -585,3 +585,27 @@ async def test_a_429_inside_a_batch_raises_rate_limited_with_its_retry_after(
         await full_sync(adapter, cache, with_content=True)
     assert raised.value.retry_after == 9.0
     assert [a.filename for a in cache.messages[message.immutable_id].attachments] == ["a.txt"]
+
+
+async def test_an_expired_token_is_refreshed_once_for_a_batch(
+    served: ServedEmulator, mailbox: EmulatedMailbox
+) -> None:
+    message = served.emulator.add_message(
+        mailbox.oid, subject="file", attachments=[Attachment("b.txt", "text/plain", b"b")]
+    )
+    tokens = Tokens(served, mailbox)
+    expired: list[bool] = []
+
+    async def expire_before_the_batch(request: httpx.Request) -> None:
+        if request.url.path == "/v1.0/$batch" and not expired:
+            expired.append(True)
+            served.emulator.expire_access_tokens(mailbox.oid)  # the batch carries a dead token
+
+    cache = Cache()
+    async with graph_adapter(
+        served, mailbox, tokens=tokens, event_hooks={"request": [expire_before_the_batch]}
+    ) as adapter:
+        await full_sync(adapter, cache, with_content=True)
+    assert expired == [True]
+    assert tokens.refreshes == 1
+    assert [a.filename for a in cache.messages[message.immutable_id].attachments] == ["b.txt"]
