@@ -145,3 +145,42 @@ async def test_malformed_json_is_transient(
 def test_unreadable_or_unfinished_cursors_are_expired(text: str) -> None:
     with pytest.raises(CursorExpired):
         SyncState.decode(text, "cursor")
+
+
+async def test_batch_answers_are_matched_by_id_and_a_missing_one_is_transient(
+    answer_with: Callable[[httpx.Response], GraphClient],
+) -> None:
+    responses = [
+        {"id": "1", "status": 404, "headers": {}, "body": {"error": {"code": "ErrorItemNotFound"}}},
+        {"id": "0", "status": 200, "headers": {}, "body": {"value": []}},
+    ]
+    client = answer_with(httpx.Response(200, json={"responses": responses}))
+    links = [f"/v1.0/me/messages/{n}/attachments" for n in range(3)]
+
+    found, gone, missing = await client.get_json_batch(links, "attachments.list")
+
+    assert found == {"value": []}
+    assert isinstance(gone, ItemNotFound)
+    assert isinstance(missing, TransientError)
+    with pytest.raises(ValueError, match="1 to 20"):
+        await client.get_json_batch(links * 7, "attachments.list")
+
+
+async def test_a_batch_queued_behind_a_429_does_not_go_out() -> None:
+    sent: list[str] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        await asyncio.sleep(0.01)  # the batch queues for the slots meanwhile
+        return refusal(429, "TooManyRequests", **{"Retry-After": "30"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+        client = GraphClient(BASE, static_token, http=http)
+        answers = await asyncio.gather(
+            client.get_json("/v1.0/me", "me.get"),
+            client.get_json_batch(["/v1.0/me/messages/a/attachments"], "attachments.list"),
+            return_exceptions=True,
+        )
+
+    assert sent == ["/v1.0/me"]
+    assert all(isinstance(a, RateLimited) and a.retry_after == 30 for a in answers)
