@@ -74,6 +74,9 @@ KNOWN = (
     ),
     Benchmark("auth", "Token authentication per request", ("--count", "5000"), 60),
     Benchmark(
+        "compose", "Composing a message with attachments: build time and event-loop stalls", (), 60
+    ),
+    Benchmark(
         "vault",
         "Vault: seal, open, rewrap and a rotation",
         ("--count", "10000", "--db-rows", "10000"),
