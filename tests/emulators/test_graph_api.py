@@ -4,30 +4,12 @@ from __future__ import annotations
 
 import base64
 import email
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from emulators.graph_mime import Attachment
-from emulators.graph_testing import EmulatedMailbox, ServedEmulator, serve_for_tests
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedEmulator]:
-    with serve_for_tests(tmp_path_factory.mktemp("api-tls")) as served:
-        yield served
-
-
-@pytest.fixture
-def mailbox(served: ServedEmulator) -> EmulatedMailbox:
-    return served.new_mailbox()
-
-
-@pytest.fixture
-def graph(served: ServedEmulator, mailbox: EmulatedMailbox) -> Iterator[httpx.Client]:
-    with served.graph_client(mailbox.token) as client:
-        yield client
+from emulators.graph_testing import EmulatedMailbox, ServedEmulator
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer", "Bearer not.a.token", "Basic abc"])

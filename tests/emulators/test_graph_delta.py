@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
-from emulators.graph_testing import EmulatedMailbox, ManualClock, ServedEmulator, serve_for_tests
+from emulators.graph_testing import EmulatedMailbox, ManualClock, ServedEmulator
 
 clock = ManualClock()
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedEmulator]:
-    with serve_for_tests(tmp_path_factory.mktemp("delta-tls"), clock=clock) as served:
-        yield served
-
-
-@pytest.fixture
-def mailbox(served: ServedEmulator) -> EmulatedMailbox:
-    return served.new_mailbox()
-
-
-@pytest.fixture
-def graph(served: ServedEmulator, mailbox: EmulatedMailbox) -> Iterator[httpx.Client]:
-    with served.graph_client(mailbox.token) as client:
-        yield client
 
 
 def run_round(graph: httpx.Client, url: str, **headers: str) -> tuple[list[Any], str, int]:

@@ -6,21 +6,11 @@ from __future__ import annotations
 
 import base64
 import email
-from collections.abc import Iterator
 from email.message import EmailMessage
 
 import httpx
-import pytest
 
-from emulators.graph_testing import EmulatedMailbox, ServedEmulator, serve_for_tests
-from tests.emulators.test_graph_api import graph as graph
-from tests.emulators.test_graph_api import mailbox as mailbox
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedEmulator]:
-    with serve_for_tests(tmp_path_factory.mktemp("drafts-tls")) as served:
-        yield served
+from emulators.graph_testing import EmulatedMailbox, ServedEmulator
 
 
 def reply_mime(mailbox: EmulatedMailbox) -> bytes:

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from emulators.graph_testing import EmulatedMailbox, ManualClock, ServedEmulator, serve_for_tests
+from emulators.graph_testing import EmulatedMailbox, ManualClock, ServedEmulator
 from emulators.runner import serve_in_thread
 
 clock = ManualClock()
@@ -57,12 +57,6 @@ class Receiver:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedEmulator]:
-    with serve_for_tests(tmp_path_factory.mktemp("subscriptions-tls"), clock=clock) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
 def receiver(served: ServedEmulator) -> Iterator[Receiver]:
     receiver = Receiver()
     tls = served.tls
@@ -71,17 +65,6 @@ def receiver(served: ServedEmulator) -> Iterator[Receiver]:
     ) as server:
         receiver.base_url = server.base_url
         yield receiver
-
-
-@pytest.fixture
-def mailbox(served: ServedEmulator) -> EmulatedMailbox:
-    return served.new_mailbox()
-
-
-@pytest.fixture
-def graph(served: ServedEmulator, mailbox: EmulatedMailbox) -> Iterator[httpx.Client]:
-    with served.graph_client(mailbox.token) as client:
-        yield client
 
 
 def in_minutes(minutes: float) -> str:

@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-import pytest
 
-from emulators.graph_testing import EmulatedMailbox, ManualClock, ServedEmulator, serve_for_tests
+from emulators.graph_testing import EmulatedMailbox, ManualClock, ServedEmulator
 
 clock = ManualClock()
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedEmulator]:
-    with serve_for_tests(tmp_path_factory.mktemp("throttle-tls"), clock=clock) as served:
-        yield served
-
-
-@pytest.fixture
-def mailbox(served: ServedEmulator) -> EmulatedMailbox:
-    return served.new_mailbox()
-
-
-@pytest.fixture
-def graph(served: ServedEmulator, mailbox: EmulatedMailbox) -> Iterator[httpx.Client]:
-    with served.graph_client(mailbox.token) as client:
-        yield client
 
 
 def requests_to(served: ServedEmulator, mailbox: EmulatedMailbox) -> list[dict[str, Any]]:
