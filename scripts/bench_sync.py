@@ -171,14 +171,26 @@ async def run(messages: int, database_url: str | None) -> None:
             if database_url:
                 await database.drop_postgres_database(url)
     backend = "PostgreSQL" if database_url else "SQLite"
-    print(f"\nInitial sync of {messages} messages (raw, bodies cached), {backend}\n")
+    print_sync_table(
+        f"Initial sync of {messages} messages (raw, bodies cached), {backend}",
+        (f"ceiling: bare httpx, format=raw, {CONCURRENCY} at a time", ceiling),
+        ("GmailAdapter alone: fetch and parse", parsed),
+        (rate, rss),
+    )
+
+
+def print_sync_table(
+    title: str, ceiling: tuple[str, float], adapter: tuple[str, float], worker: tuple[float, float]
+) -> None:
+    """The markdown table of a sync benchmark: the ceiling, the adapter alone and the worker
+    (messages/s and peak RSS in MiB), each as a share of the ceiling."""
+    (ceiling_label, top), (adapter_label, parsed), (rate, rss) = ceiling, adapter, worker
+    print(f"\n{title}\n")
     print("| measurement | messages/s | share of ceiling | peak RSS |")
     print("|---|---|---|---|")
-    print(f"| ceiling: bare httpx, format=raw, {CONCURRENCY} at a time | {ceiling:,.0f} | 100% | |")
-    print(f"| GmailAdapter alone: fetch and parse | {parsed:,.0f} | {parsed / ceiling:.0%} | |")
-    print(
-        f"| Inbox API worker: initial sync | {rate:,.0f} | {rate / ceiling:.0%} | {rss:.0f} MiB |"
-    )
+    print(f"| {ceiling_label} | {top:,.0f} | 100% | |")
+    print(f"| {adapter_label} | {parsed:,.0f} | {parsed / top:.0%} | |")
+    print(f"| Inbox API worker: initial sync | {rate:,.0f} | {rate / top:.0%} | {rss:.0f} MiB |")
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ from app.services.vault_keys import configure_vault
 from app.settings import Settings
 from emulators.corpus import make_mailbox
 from emulators.graph_testing import TEST_CLIENT_ID
-from scripts.bench_sync import timed_initial_sync
+from scripts.bench_sync import print_sync_table, timed_initial_sync
 from sync.providers.graph import GraphAdapter
 from tests import database
 from tests.factories import make_owner
@@ -225,16 +225,14 @@ async def run(messages: int, database_url: str | None) -> None:
             if database_url:
                 await database.drop_postgres_database(url)
     backend = "PostgreSQL" if database_url else "SQLite"
-    print(f"\nInitial sync of {messages} Graph messages (bodies cached), {backend}\n")
-    print("| measurement | messages/s | share of ceiling | peak RSS |")
-    print("|---|---|---|---|")
-    print(
-        f"| ceiling: bare httpx, the adapter's {len(requests)} requests, {CONCURRENCY} at a time "
-        f"| {ceiling:,.0f} | 100% | |"
-    )
-    print(f"| GraphAdapter alone: fetch and parse | {parsed:,.0f} | {parsed / ceiling:.0%} | |")
-    print(
-        f"| Inbox API worker: initial sync | {rate:,.0f} | {rate / ceiling:.0%} | {rss:.0f} MiB |"
+    print_sync_table(
+        f"Initial sync of {messages} Graph messages (bodies cached), {backend}",
+        (
+            f"ceiling: bare httpx, the adapter's {len(requests)} requests, {CONCURRENCY} at a time",
+            ceiling,
+        ),
+        ("GraphAdapter alone: fetch and parse", parsed),
+        (rate, rss),
     )
 
 
