@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from tortoise import timezone
-from tortoise.exceptions import BaseORMException
 
 from app.events import AccountChanged, Event, EventBus
 from app.services.change_feed import (
@@ -135,6 +134,11 @@ class ChangeTail:
     def listener_count(self) -> int:
         return sum(len(group) for group in self._listeners.values())
 
+    @property
+    def running(self) -> bool:
+        """Whether the follower task is alive (it starts with the first listener)."""
+        return self._task is not None and not self._task.done()
+
     @asynccontextmanager
     async def listen(self, feed: FeedFilter) -> AsyncIterator[Listener]:
         """A listener for ``feed``; rows after its ``since`` reach it in id order."""
@@ -194,8 +198,9 @@ class ChangeTail:
                 queue.get_nowait()
             try:
                 await self._catch_up()
-            except (BaseORMException, OSError) as error:
-                # The next wake-up or poll retries from the same horizon.
+            except Exception as error:
+                # Every subscription of the process hangs on this task: it never ends on an
+                # error. The next wake-up or poll retries from the same horizon.
                 logger.warning("change log unreadable (%s); retrying", type(error).__name__)
 
     async def _catch_up(self) -> None:

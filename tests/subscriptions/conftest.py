@@ -28,6 +28,7 @@ from gql.transport.websockets import WebsocketsTransport
 from app.models import Account, SyncState
 from app.server import create_app
 from app.server.connection_limits import ConnectionRegistry
+from app.services.change_feed import last_change_id
 from app.settings import Settings
 from emulators.runner import free_port
 from resolvers.context import Services
@@ -36,6 +37,8 @@ from sync.providers.records import Address, ChangeBatch, FlagsRecord, MessageRec
 
 JS_DIR = Path(__file__).resolve().parents[1] / "support" / "js"
 _numbers = itertools.count(1)
+EVENT_SECONDS = 5  # an event reaches a listening client within a poll interval: 1 s
+LISTEN_SECONDS = 20
 
 
 @dataclass
@@ -173,8 +176,8 @@ async def listening(server: LiveServer, count: int = 1) -> None:
 async def gql_subscription(
     server: LiveServer, token: str, query: str, **variables: Any
 ) -> AsyncIterator[Callable[[], Awaitable[dict[str, Any]]]]:
-    """A Python ``gql`` client subscribed and listening; yields ``next_event()`` (5 s limit),
-    which returns the subscription field's data and raises on errors."""
+    """A Python ``gql`` client subscribed and listening; yields ``next_event()``
+    (``EVENT_SECONDS`` limit), which returns the subscription field's data and raises on errors."""
     transport = WebsocketsTransport(
         url=server.url,
         init_payload=connection_init(token),
@@ -185,18 +188,30 @@ async def gql_subscription(
         pending = asyncio.ensure_future(anext(results))
         already = server.services.changes.listener_count
 
+        tail = server.services.changes
+
         async def next_event() -> dict[str, Any]:
             nonlocal pending
             done = pending if pending is not None else asyncio.ensure_future(anext(results))
             pending = None
-            data: dict[str, Any] = await asyncio.wait_for(done, 5)
+            try:
+                data: dict[str, Any] = await asyncio.wait_for(done, EVENT_SECONDS)
+            except TimeoutError:
+                last = await last_change_id()
+                raise AssertionError(
+                    f"no event within {EVENT_SECONDS} s: the change log ends at {last}, the "
+                    f"tail is at {tail.horizon} ({'running' if tail.running else 'stopped'}) "
+                    f"with {tail.listener_count} listener(s)"
+                ) from None
             return next(iter(data.values()))
 
         try:
-            for _ in range(500):  # listening, or already answered (an error)
-                if pending.done() or server.services.changes.listener_count > already:
+            for _ in range(LISTEN_SECONDS * 100):  # listening, or already answered (an error)
+                if pending.done() or tail.listener_count > already:
                     break
                 await asyncio.sleep(0.01)
+            else:
+                raise AssertionError(f"the subscription was not listening after {LISTEN_SECONDS} s")
             yield next_event
         finally:
             if pending is not None:
