@@ -43,8 +43,10 @@ from graphql.execution.collect_fields import (
 )
 from graphql.pyutils import Path
 from strawberry.permission import PermissionExtension
+from strawberry.types.field import StrawberryField
 
 from app.types import Action
+from resolvers.compiled.arguments import arguments_converter
 from resolvers.compiled.completers import (
     Completer,
     Getter,
@@ -95,6 +97,7 @@ class _Compiler:
         if manager is not None and manager.middlewares:
             raise Unsupported("resolver middleware")
         self.executor = executor
+        self.strawberry = getattr(executor.schema, "_strawberry_schema", None)
         self.scopes: set[Action] = set()
 
     def compile(self) -> Plan:
@@ -137,7 +140,7 @@ class _Compiler:
                 raise Unsupported(name)
             field = FieldSpec(field_def, details, object_type, Path(path, key, object_type.name))
             self._collect_scopes(field_def)
-            get, attribute = _getter(field)
+            get, attribute = _getter(field, self.strawberry)
             resolves = attribute is None
             completer = self._value(field_def.type, field)
             steps.append(Step(key, get, resolves, completer, attribute))
@@ -204,9 +207,9 @@ def _identity(value: Any, run: Run) -> Any:
 _IDENTITY = Completer(_identity, is_async=False)
 
 
-def _getter(field: FieldSpec) -> tuple[Getter, str | None]:
+def _getter(field: FieldSpec, schema: Any) -> tuple[Getter, str | None]:
     """How to get the field's value from its parent, and the attribute it reads (None: it
-    calls the field's resolver)."""
+    calls the field's resolver). ``schema``: the Strawberry schema, if there is one."""
     resolve = field.field_def.resolve
     if resolve is None:
         raise Unsupported("field without a resolve function")
@@ -221,10 +224,56 @@ def _getter(field: FieldSpec) -> tuple[Getter, str | None]:
 
         return get_attribute, name if read is getattr else None
 
+    direct = _direct_call(field, definition, schema)
+    if direct is not None:
+        return direct, None
+
     def get_resolved(value: Any, run: Run) -> Any:
         return resolve(value, run.info(field), **run.arguments(field))
 
     return get_resolved, None
+
+
+def _direct_call(field: FieldSpec, definition: Any, schema: Any) -> Getter | None:
+    """The field's resolver called as Strawberry's resolver calls it, without the wrapper's
+    per-call work, when that work is known to change nothing: arguments converted by a
+    compiled converter, no exception handlers, and no field extension but scope checks,
+    which pass on every plan run (a plan runs only for a token with all its scopes)."""
+    if not isinstance(definition, StrawberryField) or definition.base_resolver is None:
+        return None
+    if schema is None:
+        return None
+    converter = schema.schema_converter
+    if converter._get_field_exception_handlers(definition) or not all(
+        type(extension) is PermissionExtension
+        and all(isinstance(permission, HasScope) for permission in extension.permissions)
+        for extension in definition.extensions
+    ):
+        return None
+    convert = arguments_converter(definition, schema.config, converter.scalar_registry)
+    if convert is None:
+        return None
+    resolver = definition.base_resolver
+    takes_self = resolver.self_parameter is not None
+    parent = resolver.parent_parameter
+    root = resolver.root_parameter
+    info = resolver.info_parameter
+    source_names = [p.name for p in (parent, root) if p is not None]
+    info_name = None if info is None else info.name
+    make_info = schema.config.info_class
+    call = resolver.wrapped_func
+    if not callable(call):
+        return None
+
+    def get_direct(value: Any, run: Run) -> Any:
+        kwargs = convert(run.arguments(field))
+        for name in source_names:
+            kwargs[name] = value
+        if info_name is not None:
+            kwargs[info_name] = make_info(_raw_info=run.info(field), _field=definition)
+        return call(value, **kwargs) if takes_self else call(**kwargs)
+
+    return get_direct
 
 
 def _is_plain(definition: Any) -> bool:
