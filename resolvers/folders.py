@@ -99,8 +99,11 @@ async def folders_by_provider_id(
     found: dict[str, Folder] | None = info.context.loaders.get(key)
     if found is None:
         rows = await folders_of_account(info.context, account_id)
-        found = {row[3]: Folder.from_row(row) for row in rows}
-        info.context.loaders[key] = found
+        # Concurrent callers (the threads of a page) share the load; the first one back builds.
+        found = info.context.loaders.get(key)
+        if found is None:
+            found = {row[3]: Folder.from_row(row) for row in rows}
+            info.context.loaders[key] = found
     return found
 
 
