@@ -145,7 +145,10 @@ class _Compiler:
             completer = self._value(field_def.type, field)
             steps.append(Step(key, get, resolves, completer, attribute))
         is_type_of = None if spec is None else object_type.is_type_of
-        return object_of(is_type_of, spec, steps, required=required)
+        exact = _strawberry_class(object_type) if is_type_of is not None else None
+        if exact is None:
+            return object_of(is_type_of, spec, steps, required=required)
+        return object_of(is_type_of, spec, steps, required=required, exact=exact)
 
     def _value(self, return_type: GraphQLOutputType, field: FieldSpec) -> Completer:
         required = isinstance(return_type, GraphQLNonNull)
@@ -191,6 +194,21 @@ class _Compiler:
                 for permission in extension.permissions:
                     if isinstance(permission, HasScope):
                         self.scopes.add(permission.action)
+
+
+def _strawberry_class(object_type: GraphQLObjectType) -> type | None:
+    """The class of ``object_type`` when its ``is_type_of`` is the one Strawberry generates,
+    which accepts every instance of it that was not cast to another type."""
+    definition = (object_type.extensions or {}).get(_STRAWBERRY_FIELD)
+    check = object_type.is_type_of
+    if (
+        definition is None
+        or getattr(definition, "is_type_of", None) is not None
+        or not getattr(check, "__qualname__", "").startswith("GraphQLCoreConverter.")
+    ):
+        return None
+    origin = getattr(definition, "origin", None)
+    return origin if isinstance(origin, type) else None
 
 
 def _typename(key: str, name: str) -> Step:

@@ -18,8 +18,15 @@ from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any, Protocol
 
-from graphql import GraphQLBoolean, GraphQLID, GraphQLLeafType, GraphQLResolveInfo, GraphQLString
-from graphql.execution import Executor
+from graphql import (
+    GraphQLBoolean,
+    GraphQLID,
+    GraphQLLeafType,
+    GraphQLResolveInfo,
+    GraphQLString,
+    Undefined,
+)
+from strawberry.types.cast import get_strawberry_type_cast
 
 
 class NotCompiled(Exception):
@@ -70,9 +77,9 @@ _UNCHANGED: dict[GraphQLLeafType, type] = {
 
 
 def leaf(leaf_type: GraphQLLeafType, *, required: bool) -> Completer:
-    """A scalar or enum, coerced by the type itself (graphql-core's own function), except
+    """A scalar or enum, coerced by the type itself (its own ``coerce_output_value``), except
     the values that coercion is known to return as they are. ``required``: non-null."""
-    coerce = Executor.complete_leaf_value
+    coerce = leaf_type.coerce_output_value
     unchanged = _UNCHANGED.get(leaf_type)
 
     def complete(value: Any, run: Run) -> Any:
@@ -82,7 +89,11 @@ def leaf(leaf_type: GraphQLLeafType, *, required: bool) -> Completer:
             if required:
                 raise NotCompiled
             return None
-        return coerce(leaf_type, value)
+        # Executor.complete_leaf_value, inline: it raises for these two results.
+        coerced = coerce(value)
+        if coerced is None or coerced is Undefined:
+            raise NotCompiled
+        return coerced
 
     return Completer(complete, is_async=False, unchanged=unchanged or _Never)
 
@@ -164,7 +175,9 @@ async def _all(items: Iterable[Awaitable[Any]]) -> list[Any]:
         raise
 
 
-def _check_type(is_type_of: IsTypeOf, spec: Any, value: Any, run: Run) -> None:
+def _check_type(is_type_of: IsTypeOf, spec: Any, value: Any, run: Run, exact: type) -> None:
+    if value.__class__ is exact and get_strawberry_type_cast(value) is None:
+        return  # Strawberry's own check is an isinstance of this class
     verdict = is_type_of(value, run.info(spec))
     if verdict is True:
         return
@@ -184,10 +197,16 @@ async def _settled(value: Any) -> Any:
 
 
 def object_of(
-    is_type_of: IsTypeOf | None, spec: Any, steps: Sequence[Step], *, required: bool | None
+    is_type_of: IsTypeOf | None,
+    spec: Any,
+    steps: Sequence[Step],
+    *,
+    required: bool | None,
+    exact: type = _Never,
 ) -> Completer:
     """An object (``required``: non-null; None: the root value, which is None itself): a
-    dict of its response keys in selection order.
+    dict of its response keys in selection order. ``exact``: a class whose instances
+    ``is_type_of`` is known to accept (Strawberry's check for the type's own class).
     Synchronous when no step calls a resolver (plain attributes of the Strawberry object)."""
     if not any(step.resolves or step.completer.is_async for step in steps):
         if all(step.attribute is not None for step in steps):
@@ -205,7 +224,7 @@ def object_of(
                         raise NotCompiled
                     return None
                 if is_type_of is not None:
-                    _check_type(is_type_of, spec, value, run)
+                    _check_type(is_type_of, spec, value, run, exact)
                 return {
                     key: found
                     if (found := getattr(value, name)).__class__ is unchanged
@@ -222,7 +241,7 @@ def object_of(
                     raise NotCompiled
                 return None
             if is_type_of is not None:
-                _check_type(is_type_of, spec, value, run)
+                _check_type(is_type_of, spec, value, run, exact)
             return {key: done(get(value, run), run) for key, get, done in pairs}
 
         return Completer(complete, is_async=False)
@@ -238,7 +257,7 @@ def object_of(
                 raise NotCompiled
             return None
         if is_type_of is not None:
-            _check_type(is_type_of, spec, value, run)
+            _check_type(is_type_of, spec, value, run, exact)
         out: dict[str, Any] = {}
         for key, get, resolves, done, done_async in plan:
             found = get(value, run)
