@@ -27,6 +27,7 @@ from app.events.postgres import PostgresBus
 from app.graphiql import GRAPHIQL_MOUNT_PATH, GRAPHIQL_STATIC_DIR
 from app.server.attachments import attachment_download
 from app.server.connection_limits import ConnectionRegistry
+from app.server.direct_reads import DirectReads
 from app.server.exports import export_download
 from app.server.graphql_view import InboxGraphQL
 from app.server.http_errors import internal_error_handler
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> RequestGuard:
         connections=connections,
         allowed_origins=settings.allowed_origins,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        direct=DirectReads(schema, usage_writer, metrics),
     )
 
     @asynccontextmanager

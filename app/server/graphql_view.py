@@ -1,12 +1,15 @@
 """The /graphql endpoint: Strawberry's ASGI view with our authentication and error answers.
 
 HTTP: POST only (no queries in GET URLs); the bearer token is read from the Authorization
-header and a bad one gets the single 401 answer. GET renders GraphiQL from our own static
-files. WebSocket: graphql-transport-ws only, from the same origin or an allowed one; the token
-comes in ``connection_init`` (browsers cannot set headers on a WebSocket) and a bad one closes
-the socket with 4403. A token holds a capped number of connections (4429 past it), each a
-capped number of subscriptions. The connection registry (``app.server.connection_limits``)
-pings every connection once per ``websocket_ping_seconds``, checking its token again, and closes
+header and a bad one gets the single 401 answer. A query the schema accepted before is
+answered from its compiled plan without Strawberry's pipeline (``app.server.direct_reads``).
+GET renders GraphiQL from our own static files.
+
+WebSocket: graphql-transport-ws only, from the same origin or an allowed one; the token comes
+in ``connection_init`` (browsers cannot set headers on a WebSocket) and a bad one closes the
+socket with 4403. A token holds a capped number of connections (4429 past it), each a capped
+number of subscriptions. The connection registry (``app.server.connection_limits``) pings
+every connection once per ``websocket_ping_seconds``, checking its token again, and closes
 the sockets of revoked tokens and terminated owners at once.
 """
 
@@ -44,6 +47,7 @@ from app.server.connection_limits import (
     ConnectionRegistry,
     TooManyConnections,
 )
+from app.server.direct_reads import DirectReads
 from app.server.http_errors import STATUS_CODES, error_response, unauthenticated
 from resolvers.context import Context, Services
 from resolvers.errors import classify
@@ -119,6 +123,7 @@ class InboxGraphQL(GraphQL[Context, None]):
         connections: ConnectionRegistry,
         allowed_origins: Sequence[str] = (),
         max_subscriptions_per_connection: int = 20,
+        direct: DirectReads | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -132,12 +137,18 @@ class InboxGraphQL(GraphQL[Context, None]):
         )
         self.services = services
         self.connections = connections
+        self.direct = direct
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
+        if self.direct is not None and request.method == "POST":
+            direct = await self.direct.answer(request, self)
+            if direct is not None:
+                await direct(scope, receive, send)
+                return
         try:
             response = await self.run(request)
         except HTTPException as error:

@@ -122,6 +122,17 @@ class ServerMetrics:
     def route(self) -> Route:
         return Route("/metrics", self.endpoint, methods=["GET"])
 
+    def observe_operation(
+        self, kind: OperationType | None, name: str | None, *, failed: bool, seconds: float
+    ) -> None:
+        """One operation ended (``OperationMetrics``, and the direct read path, which answers
+        without the extensions); ``kind`` None: no parsable operation."""
+        type_label = kind.value if kind is not None else "invalid"
+        label = self.operation_label(name)
+        self.operations.labels(type_label, label, "error" if failed else "ok").inc()
+        if kind is not OperationType.SUBSCRIPTION:
+            self.latency.labels(type_label, label).observe(seconds)
+
     def operation_label(self, name: str | None) -> str:
         if not name:
             return "anonymous"
@@ -232,13 +243,9 @@ class OperationMetrics(SchemaExtension):
         elapsed = time.perf_counter() - started
         context = self.execution_context
         errors = bool(getattr(context.result, "errors", None) or context.pre_execution_errors)
-        kind = self._operation_type()
-        type_label = kind.value if kind is not None else "invalid"
-        name = self._metrics.operation_label(context.operation_name)
-        status = "error" if errors else "ok"
-        self._metrics.operations.labels(type_label, name, status).inc()
-        if kind is not OperationType.SUBSCRIPTION:
-            self._metrics.latency.labels(type_label, name).observe(elapsed)
+        self._metrics.observe_operation(
+            self._operation_type(), context.operation_name, failed=errors, seconds=elapsed
+        )
 
     def _operation_type(self) -> OperationType | None:
         try:

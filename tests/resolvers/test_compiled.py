@@ -93,7 +93,7 @@ class Pair:
         return off, on
 
     def taken(self) -> tuple[int, int]:
-        return self.paths.compiled, self.paths.fallback
+        return self.paths.planned, self.paths.fallback
 
 
 @pytest.fixture(scope="module")
@@ -196,8 +196,12 @@ async def test_introspection_and_mutations_fall_back(pair: Pair, mailbox: Mailbo
 
 
 async def test_metrics_count_the_paths(pair: Pair, mailbox: Mailbox) -> None:
-    await pair.ask(mailbox.token, "{ currentToken { scopes } }")
+    query = "query MetricsPaths { currentToken { scopes } }"
+    before = pair.paths.direct
+    await pair.ask(mailbox.token, query)
+    await pair.ask(mailbox.token, query)  # accepted before: the direct path
+    assert pair.paths.direct == before + 1
     response = await pair.on.get("/metrics")
-    compiled, fallback = pair.taken()
-    assert f'inbox_api_graphql_execution_total{{path="compiled"}} {compiled:.1f}' in response.text
-    assert f'inbox_api_graphql_execution_total{{path="fallback"}} {fallback:.1f}' in response.text
+    for path, count in pair.paths.counts().items():
+        assert f'inbox_api_graphql_execution_total{{path="{path}"}} {count:.1f}' in response.text
+    assert set(pair.paths.counts()) == {"direct", "compiled", "fallback"}
