@@ -1,7 +1,8 @@
 """Read-path benchmark: three GraphQL queries, each against its own hand-written floor endpoint.
 
     .venv/bin/python scripts/bench_read.py [--messages 10000] [--seconds 10] [--connections 16]
-                                           [--compare-fast-path] [--queries latest,nested,...]
+                                           [--rounds 3] [--compare-fast-path]
+                                           [--queries latest,nested,...]
 
 Seeds N messages (threads of five) in a temporary SQLite database, then starts, each in its
 own process: the real server (``uvicorn app.server:create_app_from_environment``, one worker,
@@ -13,10 +14,12 @@ every server and the floor's body must equal the GraphQL answer byte for byte (r
 orjson, keys in the answer's order): a floor cannot be cheaper by doing less.
 
 A load generator in another process (a minimal keep-alive HTTP/1.1 client, so it costs the
-servers as little CPU as possible) then keeps ``--connections`` requests in flight for
-``--seconds`` after a two-second warm-up, against each server and query in turn, and the
-script prints requests/s, p50 and p99 of each as a markdown table, with the ratios to the
-query's floor measured in the same run.
+servers as little CPU as possible) then keeps ``--connections`` requests in flight against
+each server and query for ``--seconds`` in all, split into ``--rounds`` rounds that take the
+servers in turn (rotating which goes first; a two-second warm-up before the first round, half
+a second before the others), so that a change in the machine's load lands on every server
+alike rather than on whichever was measured then. The script prints requests/s, p50 and p99
+of each as a markdown table, with the ratios to the query's floor measured in the same run.
 
 The queries (the same eight message fields in each):
 
@@ -41,6 +44,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -194,14 +198,20 @@ async def _one_connection(
 
 
 async def load(
-    port: int, path: str, token: str, payload: bytes, seconds: float, connections: int
-) -> dict[str, float]:
+    port: int,
+    path: str,
+    token: str,
+    payload: bytes,
+    seconds: float,
+    connections: int,
+    warmup: float,
+) -> dict[str, Any]:
+    """One round: ``warmup`` seconds unmeasured, then every latency of ``seconds``."""
     request = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n".encode()
         + f"Authorization: Bearer {token}\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
         + payload
     )
-    warmup = 2.0
     now = time.perf_counter()
     latencies: list[float] = []
     failures = await asyncio.gather(
@@ -210,12 +220,18 @@ async def load(
             for _ in range(connections)
         )
     )
-    latencies.sort()
+    return {"seconds": seconds, "latencies": latencies, "failures": sum(failures)}
+
+
+def summary(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    """Requests/s, p50 and p99 over the measured seconds of every round of one server."""
+    latencies = sorted(latency for one in rounds for latency in one["latencies"])
+    seconds = sum(one["seconds"] for one in rounds)
     return {
         "requests_per_second": len(latencies) / seconds,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-        "failures": float(sum(failures)),
+        "failures": float(sum(one["failures"] for one in rounds)),
     }
 
 
@@ -302,8 +318,14 @@ def check_floor(query: str, answers: dict[str, bytes]) -> None:
 
 
 def run_load(
-    port: int, path: str, token: str, payload: bytes, args: argparse.Namespace
-) -> dict[str, float]:
+    port: int,
+    path: str,
+    token: str,
+    payload: bytes,
+    seconds: float,
+    connections: int,
+    warmup: float,
+) -> dict[str, Any]:
     command = [
         sys.executable,
         __file__,
@@ -312,14 +334,42 @@ def run_load(
         path,
         token,
         payload.decode(),
-        str(args.seconds),
-        str(args.connections),
+        str(seconds),
+        str(connections),
+        str(warmup),
     ]
     out = subprocess.run(  # noqa: S603 (this script, started again as the load generator)
         command, check=True, capture_output=True, text=True
     ).stdout
-    result: dict[str, float] = json.loads(out)
+    result: dict[str, Any] = json.loads(out)
     return result
+
+
+def measure(
+    query: str,
+    servers: list[tuple[Server, int]],
+    token: str,
+    payload: bytes,
+    args: argparse.Namespace,
+) -> dict[str, dict[str, float]]:
+    """Each server in ``args.rounds`` rounds, interleaved and in a rotating order, so that a
+    change in the machine's load lands on every server alike."""
+    rounds: dict[str, list[dict[str, Any]]] = {server.name: [] for server, _ in servers}
+    for number in range(args.rounds):
+        turn = number % len(servers)
+        for server, port in servers[turn:] + servers[:turn]:
+            rounds[server.name].append(
+                run_load(
+                    port,
+                    server.path(query),
+                    token,
+                    payload,
+                    args.seconds / args.rounds,
+                    args.connections,
+                    warmup=2.0 if number == 0 else 0.5,
+                )
+            )
+    return {server.name: summary(rounds[server.name]) for server, _ in servers}
 
 
 def print_table(query: str, results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
@@ -344,6 +394,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measure each server in this many interleaved rounds of seconds/rounds each",
+    )
     parser.add_argument(
         "--compare-fast-path",
         action="store_true",
@@ -401,12 +457,9 @@ def main() -> None:
                         for server, (_, port) in zip(servers, started, strict=True)
                     },
                 )
+            ports = [(server, port) for server, (_, port) in zip(servers, started, strict=True)]
             for query in queries:
-                results = {
-                    server.name: run_load(port, server.path(query), token, payloads[query], args)
-                    for server, (_, port) in zip(servers, started, strict=True)
-                }
-                print_table(query, results, args)
+                print_table(query, measure(query, ports, token, payloads[query], args), args)
         finally:
             for process, _ in started:
                 process.terminate()
@@ -416,13 +469,16 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "load":
-        port, path, token, payload, seconds, connections = sys.argv[2:8]
-        print(
-            json.dumps(
-                asyncio.run(
-                    load(int(port), path, token, payload.encode(), float(seconds), int(connections))
-                )
-            )
+        port, path, token, payload, seconds, connections, warmup = sys.argv[2:9]
+        measured = load(
+            int(port),
+            path,
+            token,
+            payload.encode(),
+            float(seconds),
+            int(connections),
+            float(warmup),
         )
+        print(json.dumps(asyncio.run(measured)))
     else:
         main()
