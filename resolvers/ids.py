@@ -12,10 +12,14 @@ import binascii
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")
 
 
+def unpadded_base64url(data: bytes) -> str:
+    """``base64.urlsafe_b64encode`` without padding or its Python-level steps (ids and
+    cursors: several on every object of a page)."""
+    return binascii.b2a_base64(data, newline=False).translate(_URL_SAFE).rstrip(b"=").decode()
+
+
 def encode_id(type_name: str, number: int) -> str:
-    # base64.urlsafe_b64encode without its Python-level steps: one on every object of a page.
-    text = f"{type_name}:{number}".encode()
-    return binascii.b2a_base64(text, newline=False).translate(_URL_SAFE).rstrip(b"=").decode()
+    return unpadded_base64url(f"{type_name}:{number}".encode())
 
 
 def decode_id(global_id: str) -> tuple[str, int] | None:

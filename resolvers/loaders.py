@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -157,6 +157,16 @@ class WindowKey:
     parent: int
     criteria: Criteria
     page: PageRequest | None
+    # The loader hashes a key several times; the criteria and page are dataclasses whose
+    # hash walks every field each time.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = (self.listing, self.condition, self.parent, self.criteria, self.page)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 def _batches(keys: Sequence[WindowKey]) -> dict[tuple[Any, ...], list[WindowKey]]:

@@ -23,6 +23,7 @@ import strawberry
 
 from app.services.errors import InvalidInput
 from app.settings import Settings
+from resolvers.ids import unpadded_base64url
 from resolvers.sql import Statement
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -40,14 +41,23 @@ class PageInfo:
     has_previous_page: bool = strawberry.field(
         description="More edges precede (newer rows). With `after`, true when `after` was given."
     )
-    start_cursor: str | None
-    end_cursor: str | None
+    # Cursors are encoded when asked: a nested page (20 threads' messages) rarely asks.
+    kind: strawberry.Private[str]
+    first_key: strawberry.Private[SortKey | None]
+    last_key: strawberry.Private[SortKey | None]
+
+    @strawberry.field
+    def start_cursor(self) -> str | None:
+        return None if self.first_key is None else encode_cursor(self.kind, self.first_key)
+
+    @strawberry.field
+    def end_cursor(self) -> str | None:
+        return None if self.last_key is None else encode_cursor(self.kind, self.last_key)
 
 
 def encode_cursor(kind: str, key: SortKey) -> str:
     micros = (key[0] - _EPOCH) // _MICROSECOND
-    text = f"{kind}:{micros}:{key[1]}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return unpadded_base64url(f"{kind}:{micros}:{key[1]}".encode())
 
 
 def decode_cursor(kind: str, cursor: str, field: str) -> SortKey:
@@ -153,6 +163,7 @@ def page_info(kind: str, keys: Sequence[SortKey], result: Window[T]) -> PageInfo
     return PageInfo(
         has_next_page=result.has_next,
         has_previous_page=result.has_previous,
-        start_cursor=encode_cursor(kind, keys[0]) if keys else None,
-        end_cursor=encode_cursor(kind, keys[-1]) if keys else None,
+        kind=kind,
+        first_key=keys[0] if keys else None,
+        last_key=keys[-1] if keys else None,
     )
