@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -197,16 +197,23 @@ async def _one_connection(
     return failures
 
 
-async def load(
-    port: int,
-    path: str,
-    token: str,
-    payload: bytes,
-    seconds: float,
-    connections: int,
-    warmup: float,
-) -> dict[str, Any]:
-    """One round: ``warmup`` seconds unmeasured, then every latency of ``seconds``."""
+@dataclass(frozen=True)
+class Round:
+    """One round of load against one server: ``warmup`` seconds unmeasured, then ``seconds``."""
+
+    port: int
+    path: str
+    token: str
+    payload: str
+    seconds: float
+    connections: int
+    warmup: float
+
+
+async def load(one: Round) -> dict[str, Any]:
+    """Every latency of one round."""
+    port, path, token, payload = one.port, one.path, one.token, one.payload.encode()
+    seconds, connections, warmup = one.seconds, one.connections, one.warmup
     request = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n".encode()
         + f"Authorization: Bearer {token}\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
@@ -317,27 +324,9 @@ def check_floor(query: str, answers: dict[str, bytes]) -> None:
             raise RuntimeError(f"the {query} floor does not answer what {name} answers")
 
 
-def run_load(
-    port: int,
-    path: str,
-    token: str,
-    payload: bytes,
-    seconds: float,
-    connections: int,
-    warmup: float,
-) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        __file__,
-        "load",
-        str(port),
-        path,
-        token,
-        payload.decode(),
-        str(seconds),
-        str(connections),
-        str(warmup),
-    ]
+def run_load(one: Round) -> dict[str, Any]:
+    """``load(one)`` in another process (this script, started again as the load generator)."""
+    command = [sys.executable, __file__, "load", json.dumps(asdict(one))]
     out = subprocess.run(  # noqa: S603 (this script, started again as the load generator)
         command, check=True, capture_output=True, text=True
     ).stdout
@@ -358,17 +347,16 @@ def measure(
     for number in range(args.rounds):
         turn = number % len(servers)
         for server, port in servers[turn:] + servers[:turn]:
-            rounds[server.name].append(
-                run_load(
-                    port,
-                    server.path(query),
-                    token,
-                    payload,
-                    args.seconds / args.rounds,
-                    args.connections,
-                    warmup=2.0 if number == 0 else 0.5,
-                )
+            one = Round(
+                port,
+                server.path(query),
+                token,
+                payload.decode(),
+                args.seconds / args.rounds,
+                args.connections,
+                warmup=2.0 if number == 0 else 0.5,
             )
+            rounds[server.name].append(run_load(one))
     return {server.name: summary(rounds[server.name]) for server, _ in servers}
 
 
@@ -469,16 +457,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "load":
-        port, path, token, payload, seconds, connections, warmup = sys.argv[2:9]
-        measured = load(
-            int(port),
-            path,
-            token,
-            payload.encode(),
-            float(seconds),
-            int(connections),
-            float(warmup),
-        )
-        print(json.dumps(asyncio.run(measured)))
+        print(json.dumps(asyncio.run(load(Round(**json.loads(sys.argv[2]))))))
     else:
         main()
