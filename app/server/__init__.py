@@ -101,7 +101,7 @@ def create_app(settings: Settings) -> RequestGuard:
         connections=connections,
         allowed_origins=settings.allowed_origins,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
-        direct=DirectReads(schema, usage_writer, metrics),
+        direct=DirectReads(settings, schema, usage_writer, metrics),
     )
 
     @asynccontextmanager

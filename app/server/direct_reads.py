@@ -22,7 +22,8 @@ from strawberry.types.graphql import OperationType
 
 from app.server.metrics import ServerMetrics
 from app.services.usage_log import UsageLogWriter
-from resolvers.compiled.direct import run_query, runs_directly
+from app.settings import Settings
+from resolvers.compiled.direct import accepted, run_query, runs_directly
 from resolvers.context import Context
 from resolvers.usage import record_usage
 
@@ -30,11 +31,13 @@ _PLAIN_KEYS = frozenset({"query", "variables", "operationName"})
 
 
 class DirectReads:
-    def __init__(self, schema: Any, usage: UsageLogWriter, metrics: ServerMetrics) -> None:
+    def __init__(
+        self, settings: Settings, schema: Any, usage: UsageLogWriter, metrics: ServerMetrics
+    ) -> None:
         self._schema = schema
         self._usage = usage
         self._metrics = metrics
-        self.enabled = runs_directly(schema)
+        self.enabled = settings.fast_path and runs_directly(schema)
 
     async def answer(self, request: Request, view: Any) -> Response | None:
         """The response to ``request``, or None for the view to answer. ``view``: the
@@ -46,11 +49,14 @@ class DirectReads:
         if body is None:
             return None
         query, variables, operation_name = body
+        document = accepted(self._schema, query)
+        if document is None:
+            return None
         try:
             context: Context = await view.get_context(request, None)
         except HTTPException:
             return None  # the view answers 401 itself
-        answer = await run_query(self._schema, query, variables, operation_name, context)
+        answer = await run_query(self._schema, document, variables, operation_name, context)
         if answer is None:
             return None
         content = view.encode_json({"data": answer.data})

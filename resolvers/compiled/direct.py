@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-from graphql import OperationDefinitionNode, OperationType
+from graphql import DocumentNode, OperationDefinitionNode, OperationType
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from resolvers.compiled.cache import plan_cache
@@ -41,18 +41,21 @@ def runs_directly(schema: Any) -> bool:
     return not schema._get_middleware_manager(extensions).middlewares
 
 
+def accepted(schema: Any, query: str) -> DocumentNode | None:
+    """The document of ``query`` if the schema's pipeline accepted it before (else None:
+    use the full pipeline). ``schema``: the Strawberry schema."""
+    return accepted_document(schema._schema, query)
+
+
 async def run_query(
     schema: Any,
-    query: str,
+    document: DocumentNode,
     variables: dict[str, Any] | None,
     operation_name: str | None,
     context: Context,
 ) -> Answer | None:
-    """``schema``: the Strawberry schema. None: use the full pipeline."""
+    """``document``: one ``accepted`` gave. None: use the full pipeline."""
     core = schema._schema
-    document = accepted_document(core, query)
-    if document is None or not context.services.settings.fast_path:
-        return None
     executor = CompiledExecutor.build(
         core,
         document,

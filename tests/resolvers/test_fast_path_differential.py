@@ -416,6 +416,7 @@ async def test_generated_queries_answer_the_same(seed: int, servers: Servers, wo
     # ... and the second time most of them without the request pipeline.
     direct = paths.direct - direct_before
     assert direct >= len(with_data) * 2 // 3, (direct, len(with_data))
+    assert servers.off_app.app.state.services.execution_paths.planned == 0  # fast_path off
 
 
 # Found by this test (seed 3, query 69) on graphql-core itself, before any compiled path: when
