@@ -32,6 +32,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +194,12 @@ def print_sync_table(
     print(f"| Inbox API worker: initial sync | {rate:,.0f} | {rate / top:.0%} | {rss:.0f} MiB |")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+def command_line(
+    benchmark: Callable[[int, str | None], Awaitable[None]], description: str | None
+) -> None:
+    """``benchmark(messages, database URL or None for SQLite)`` from the command line (the
+    Gmail and Graph sync benchmarks take the same options)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument(
         "--postgres",
@@ -202,7 +207,11 @@ def main() -> None:
         help="use a fresh database on the PostgreSQL server of tests/database.py",
     )
     args = parser.parse_args()
-    asyncio.run(run(args.messages, database.server_url() if args.postgres else None))
+    asyncio.run(benchmark(args.messages, database.server_url() if args.postgres else None))
+
+
+def main() -> None:
+    command_line(run, __doc__.splitlines()[0] if __doc__ else None)
 
 
 if __name__ == "__main__":

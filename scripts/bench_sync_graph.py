@@ -26,7 +26,6 @@ Prints a markdown table. Not a test: absolute numbers depend on the machine and 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import os
@@ -48,7 +47,7 @@ from app.services.vault_keys import configure_vault
 from app.settings import Settings
 from emulators.corpus import make_mailbox
 from emulators.graph_testing import TEST_CLIENT_ID
-from scripts.bench_sync import print_sync_table, timed_initial_sync
+from scripts.bench_sync import command_line, print_sync_table, timed_initial_sync
 from sync.providers.graph import GraphAdapter
 from tests import database
 from tests.factories import make_owner
@@ -237,15 +236,7 @@ async def run(messages: int, database_url: str | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument(
-        "--postgres",
-        action="store_true",
-        help="use a fresh database on the PostgreSQL server of tests/database.py",
-    )
-    args = parser.parse_args()
-    asyncio.run(run(args.messages, database.server_url() if args.postgres else None))
+    command_line(run, __doc__.splitlines()[0] if __doc__ else None)
 
 
 if __name__ == "__main__":
