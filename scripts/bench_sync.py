@@ -32,7 +32,8 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,26 +152,35 @@ async def timed_initial_sync(
     return synced / elapsed, peak_rss_mib(worker.pid)
 
 
-async def run(messages: int, database_url: str | None) -> None:
+@asynccontextmanager
+async def bench_database(postgres: bool) -> AsyncIterator[Settings]:
+    """Settings on an open, migrated database of its own (a fresh PostgreSQL database, or
+    SQLite in a temporary data directory), dropped afterwards (the Gmail and Graph sync
+    benchmarks)."""
     with tempfile.TemporaryDirectory() as data_dir:
-        if database_url:
+        if postgres:
             url = await database.create_postgres_database()
         else:
             url = f"sqlite://{Path(data_dir) / 'bench.sqlite3'}"
         settings = Settings(database_url=url, data_dir=Path(data_dir))
         await open_database(settings, apply_migrations=True)
         try:
-            print(f"loading {messages} messages into the emulator...", file=sys.stderr)
-            with emulator_process(CEILING_USER, messages=messages, seed=SEED) as base_url:
-                await add_user(base_url, ADAPTER_USER, messages)
-                await add_user(base_url, WORKER_USER, messages)
-                ceiling = await bare_fetch(base_url)
-                parsed = await adapter_only(base_url)
-                rate, rss = await worker_sync(base_url, settings, messages)
+            yield settings
         finally:
             await close_database()
-            if database_url:
+            if postgres:
                 await database.drop_postgres_database(url)
+
+
+async def run(messages: int, database_url: str | None) -> None:
+    async with bench_database(database_url is not None) as settings:
+        print(f"loading {messages} messages into the emulator...", file=sys.stderr)
+        with emulator_process(CEILING_USER, messages=messages, seed=SEED) as base_url:
+            await add_user(base_url, ADAPTER_USER, messages)
+            await add_user(base_url, WORKER_USER, messages)
+            ceiling = await bare_fetch(base_url)
+            parsed = await adapter_only(base_url)
+            rate, rss = await worker_sync(base_url, settings, messages)
     backend = "PostgreSQL" if database_url else "SQLite"
     print_sync_table(
         f"Initial sync of {messages} messages (raw, bodies cached), {backend}",

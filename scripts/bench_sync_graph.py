@@ -32,7 +32,6 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -42,14 +41,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from app.db import close_database, open_database
 from app.services.vault_keys import configure_vault
 from app.settings import Settings
 from emulators.corpus import make_mailbox
 from emulators.graph_testing import TEST_CLIENT_ID
-from scripts.bench_sync import command_line, print_sync_table, timed_initial_sync
+from scripts.bench_sync import (
+    bench_database,
+    command_line,
+    print_sync_table,
+    timed_initial_sync,
+)
 from sync.providers.graph import GraphAdapter
-from tests import database
 from tests.factories import make_owner
 from tests.sync.graph_harness import (
     RemoteGraph,
@@ -204,25 +206,14 @@ async def worker_sync(
 async def run(messages: int, database_url: str | None) -> None:
     ring = KeyRing([generate_key()])
     configure_vault(ring)
-    with tempfile.TemporaryDirectory() as data_dir:
-        if database_url:
-            url = await database.create_postgres_database()
-        else:
-            url = f"sqlite://{Path(data_dir) / 'bench.sqlite3'}"
-        settings = Settings(database_url=url, data_dir=Path(data_dir))
-        await open_database(settings, apply_migrations=True)
-        try:
-            with graph_emulator_process(Path(data_dir) / "tls") as remote:
-                print(f"loading {messages} messages into the emulator...", file=sys.stderr)
-                await load_mailbox(remote, messages)
-                parsed, requests = await adapter_only(remote, messages)
-                ceiling = await bare_replay(remote, requests, messages)
-                keys = format_keyring_string(ring)
-                rate, rss = await worker_sync(remote, settings, keys, messages)
-        finally:
-            await close_database()
-            if database_url:
-                await database.drop_postgres_database(url)
+    async with bench_database(database_url is not None) as settings:
+        with graph_emulator_process(settings.data_dir / "tls") as remote:
+            print(f"loading {messages} messages into the emulator...", file=sys.stderr)
+            await load_mailbox(remote, messages)
+            parsed, requests = await adapter_only(remote, messages)
+            ceiling = await bare_replay(remote, requests, messages)
+            keys = format_keyring_string(ring)
+            rate, rss = await worker_sync(remote, settings, keys, messages)
     backend = "PostgreSQL" if database_url else "SQLite"
     print_sync_table(
         f"Initial sync of {messages} Graph messages (bodies cached), {backend}",
