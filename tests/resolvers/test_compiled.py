@@ -16,7 +16,6 @@ import pytest
 
 from app import clock
 from app.models import Account, Owner
-from app.server import create_app
 from app.settings import Settings
 from app.types import Action, FolderRole
 from resolvers.compiled.paths import ExecutionPaths
@@ -29,6 +28,7 @@ from tests.factories import (
     make_thread,
     make_token,
 )
+from tests.support.fast_path_apps import fast_path_servers
 
 LATEST = """query Latest($account: ID!) {
   messages(first: 50, filter: {accountId: $account}) {
@@ -98,13 +98,8 @@ class Pair:
 
 @pytest.fixture(scope="module")
 async def pair(db: Settings) -> AsyncIterator[Pair]:
-    off_app = create_app(db.model_copy(update={"fast_path": False}))
-    on_app = create_app(db.model_copy(update={"fast_path": True}))
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=off_app), base_url="http://t") as off,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=on_app), base_url="http://t") as on,
-    ):
-        yield Pair(off, on, on_app.app.state.services.execution_paths)
+    async with fast_path_servers(db) as servers:
+        yield Pair(servers.off, servers.on, servers.on_paths)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ import pytest
 
 from app import clock
 from app.models import Credential, Folder, Message, SyncState, Thread
-from app.server import create_app
 from app.settings import Settings
 from app.types import (
     ALL_ACTIONS,
@@ -45,6 +44,7 @@ from tests.factories import (
     make_thread,
     make_token,
 )
+from tests.support.fast_path_apps import Servers, fast_path_servers
 from tests.support.graphql_queries import GeneratedQuery, Pools, QueryGenerator
 
 # Account.sync.lagSeconds reads the clock: both applications must see the same instant.
@@ -70,16 +70,6 @@ class Answer:
 
 
 @dataclass
-class Servers:
-    """The same database behind graphql-core only (``off``) and the compiled path (``on``)."""
-
-    off_app: Any
-    on_app: Any
-    off: httpx.AsyncClient
-    on: httpx.AsyncClient
-
-
-@dataclass
 class World:
     tokens: dict[str, str | None]
     pools: Pools
@@ -92,13 +82,8 @@ def _frozen_clock() -> None:
 
 @pytest.fixture(scope="module")
 async def servers(db: Settings) -> AsyncIterator[Servers]:
-    off_app = create_app(db.model_copy(update={"fast_path": False}))
-    on_app = create_app(db.model_copy(update={"fast_path": True}))
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=off_app), base_url="http://t") as off,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=on_app), base_url="http://t") as on,
-    ):
-        yield Servers(off_app, on_app, off, on)
+    async with fast_path_servers(db) as both:
+        yield both
 
 
 async def ask(client: httpx.AsyncClient, token: str | None, body: dict[str, Any]) -> Answer:
@@ -385,7 +370,7 @@ async def test_generated_queries_answer_the_same(seed: int, servers: Servers, wo
     generator = QueryGenerator(world.pools, seed=seed)
     differences: list[str] = []
     answers: list[Any] = []
-    paths = servers.on_app.app.state.services.execution_paths
+    paths = servers.on_paths
     planned_before, direct_before = paths.planned, paths.direct
     for number in range(QUERIES_PER_SEED):
         generated = generator.query(number)
@@ -416,7 +401,7 @@ async def test_generated_queries_answer_the_same(seed: int, servers: Servers, wo
     # ... and the second time most of them without the request pipeline.
     direct = paths.direct - direct_before
     assert direct >= len(with_data) * 2 // 3, (direct, len(with_data))
-    assert servers.off_app.app.state.services.execution_paths.planned == 0  # fast_path off
+    assert servers.off_paths.planned == 0  # fast_path off
 
 
 # Found by this test (seed 3, query 69) on graphql-core itself, before any compiled path: when
