@@ -146,8 +146,6 @@ class _Compiler:
             steps.append(Step(key, get, resolves, completer, attribute))
         is_type_of = None if spec is None else object_type.is_type_of
         exact = _strawberry_class(object_type) if is_type_of is not None else None
-        if exact is None:
-            return object_of(is_type_of, spec, steps, required=required)
         return object_of(is_type_of, spec, steps, required=required, exact=exact)
 
     def _value(self, return_type: GraphQLOutputType, field: FieldSpec) -> Completer:
@@ -257,9 +255,11 @@ def _direct_call(field: FieldSpec, definition: Any, schema: Any) -> Getter | Non
     per-call work, when that work is known to change nothing: arguments converted by a
     compiled converter, no exception handlers, and no field extension but scope checks,
     which pass on every plan run (a plan runs only for a token with all its scopes)."""
-    if not isinstance(definition, StrawberryField) or definition.base_resolver is None:
-        return None
-    if schema is None:
+    if (
+        schema is None
+        or not isinstance(definition, StrawberryField)
+        or definition.base_resolver is None
+    ):
         return None
     converter = schema.schema_converter
     if converter._get_field_exception_handlers(definition) or not all(

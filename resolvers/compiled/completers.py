@@ -175,7 +175,7 @@ async def _all(items: Iterable[Awaitable[Any]]) -> list[Any]:
         raise
 
 
-def _check_type(is_type_of: IsTypeOf, spec: Any, value: Any, run: Run, exact: type) -> None:
+def _check_type(is_type_of: IsTypeOf, spec: Any, value: Any, run: Run, exact: type | None) -> None:
     if value.__class__ is exact and get_strawberry_type_cast(value) is None:
         return  # Strawberry's own check is an isinstance of this class
     verdict = is_type_of(value, run.info(spec))
@@ -202,7 +202,7 @@ def object_of(
     steps: Sequence[Step],
     *,
     required: bool | None,
-    exact: type = _Never,
+    exact: type | None = None,
 ) -> Completer:
     """An object (``required``: non-null; None: the root value, which is None itself): a
     dict of its response keys in selection order. ``exact``: a class whose instances
